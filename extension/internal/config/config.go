@@ -1,0 +1,290 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// Mode selects when credentials are fetched.
+type Mode string
+
+const (
+	// ModeDeferred fetches on the first request, as boto3-refresh-session's
+	// defer_refresh=True does.
+	ModeDeferred Mode = "deferred"
+	// ModeEager fetches at process start, overlapping the runtime's init, and
+	// refreshes in the background on INVOKE events.
+	ModeEager Mode = "eager"
+)
+
+// DefaultRoleName is the name under which the default role is served
+// (/v1/credentials and /v1/credentials/default).
+const DefaultRoleName = "default"
+
+// Variable names, shared with the docs and the exec wrapper.
+const (
+	EnvRoleArn             = "CREDENTIAL_REFRESH_ROLE_ARN"
+	EnvRoleSessionName     = "CREDENTIAL_REFRESH_ROLE_SESSION_NAME"
+	EnvDurationSeconds     = "CREDENTIAL_REFRESH_DURATION_SECONDS"
+	EnvExternalID          = "CREDENTIAL_REFRESH_EXTERNAL_ID"
+	EnvAssumeRole          = "CREDENTIAL_REFRESH_ASSUME_ROLE"
+	EnvRoles               = "CREDENTIAL_REFRESH_ROLES"
+	EnvMode                = "CREDENTIAL_REFRESH_MODE"
+	EnvPort                = "CREDENTIAL_REFRESH_PORT"
+	EnvTokenFile           = "CREDENTIAL_REFRESH_TOKEN_FILE"
+	EnvSTSRegion           = "CREDENTIAL_REFRESH_STS_REGION"
+	EnvSTSEndpoint         = "CREDENTIAL_REFRESH_STS_ENDPOINT"
+	EnvSTSMaxAttempts      = "CREDENTIAL_REFRESH_STS_MAX_ATTEMPTS"
+	EnvSTSTimeout          = "CREDENTIAL_REFRESH_STS_TIMEOUT"
+	EnvLogLevel            = "CREDENTIAL_REFRESH_LOG_LEVEL"
+	EnvAllowShortDurations = "CREDENTIAL_REFRESH_ALLOW_SHORT_DURATIONS"
+)
+
+// Defaults, documented in the README's configuration table.
+const (
+	DefaultPort            = 2775
+	DefaultTokenFile       = "/tmp/credential-refresh/token"
+	DefaultDurationSeconds = 3600
+	DefaultSTSMaxAttempts  = 3
+	DefaultSTSTimeout      = 5 * time.Second
+	// RoleChainingMaxSeconds is STS's cap for AssumeRole called with role
+	// credentials, which is always the case inside Lambda.
+	RoleChainingMaxSeconds = 3600
+)
+
+// Config is the validated configuration of one extension process.
+type Config struct {
+	// Roles maps a role name to the AssumeRole input used for it. The default
+	// role, when configured, is under DefaultRoleName.
+	Roles map[string]*sts.AssumeRoleInput
+
+	Mode           Mode
+	Port           int
+	TokenFile      string
+	STSRegion      string
+	STSEndpoint    string // empty: the SDK's regional endpoint (or AWS_ENDPOINT_URL_STS)
+	STSMaxAttempts int
+	STSTimeout     time.Duration // per AssumeRole attempt
+	RuntimeAPI     string        // AWS_LAMBDA_RUNTIME_API, host:port
+	Log            LogConfig
+}
+
+// RoleNames returns the configured role names, sorted, for stable output.
+func (c *Config) RoleNames() []string {
+	names := make([]string, 0, len(c.Roles))
+	for n := range c.Roles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// FieldError is one invalid variable. Load joins them with errors.Join.
+type FieldError struct {
+	Var     string // the environment variable (and JSON path, if any)
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Var + ": " + e.Problem }
+
+// ports already taken by other Lambda components in the same sandbox.
+var reservedPorts = map[int]string{
+	2772: "the AppConfig extension",
+	2773: "the Parameters and Secrets extension",
+	9001: "the Lambda Runtime API",
+}
+
+// Load reads and validates the configuration from getenv. On error it returns
+// every problem found, joined, each naming its variable; the returned Config
+// still carries the log settings so the failure can be reported properly.
+func Load(getenv func(string) string) (*Config, error) {
+	l := &loader{getenv: getenv}
+	c := &Config{
+		Mode:           l.mode(),
+		Port:           l.port(),
+		TokenFile:      l.tokenFile(),
+		STSRegion:      l.region(),
+		STSEndpoint:    l.endpoint(),
+		STSMaxAttempts: l.intRange(EnvSTSMaxAttempts, DefaultSTSMaxAttempts, 1, 10),
+		STSTimeout:     l.duration(EnvSTSTimeout, DefaultSTSTimeout, 100*time.Millisecond, time.Minute),
+		RuntimeAPI:     strings.TrimSpace(getenv("AWS_LAMBDA_RUNTIME_API")),
+		Log:            l.logConfig(),
+	}
+	c.Roles = l.roles()
+	return c, errors.Join(l.errs...)
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(v, format string, args ...any) {
+	l.errs = append(l.errs, &FieldError{Var: v, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) get(name string) string { return strings.TrimSpace(l.getenv(name)) }
+
+func (l *loader) mode() Mode {
+	switch v := strings.ToLower(l.get(EnvMode)); v {
+	case "", string(ModeDeferred):
+		return ModeDeferred
+	case string(ModeEager):
+		return ModeEager
+	default:
+		l.fail(EnvMode, "%q is not a mode; use deferred or eager", l.get(EnvMode))
+		return ModeDeferred
+	}
+}
+
+func (l *loader) port() int {
+	p := l.intRange(EnvPort, DefaultPort, 1, 65535)
+	if owner, taken := reservedPorts[p]; taken {
+		l.fail(EnvPort, "port %d is used by %s; pick another (default %d)", p, owner, DefaultPort)
+	}
+	return p
+}
+
+func (l *loader) tokenFile() string {
+	v := l.get(EnvTokenFile)
+	if v == "" {
+		return DefaultTokenFile
+	}
+	if !filepath.IsAbs(v) || filepath.Clean(v) != v || strings.HasSuffix(v, "/") {
+		l.fail(EnvTokenFile, "%q must be a clean absolute file path, such as %s", v, DefaultTokenFile)
+	}
+	return v
+}
+
+func (l *loader) region() string {
+	if v := l.get(EnvSTSRegion); v != "" {
+		if !regionPattern.MatchString(v) {
+			l.fail(EnvSTSRegion, "%q is not an AWS region name such as us-east-1", v)
+		}
+		return v
+	}
+	if v := l.get("AWS_REGION"); v != "" {
+		return v
+	}
+	l.fail(EnvSTSRegion, "no STS region: set %s or AWS_REGION (Lambda sets AWS_REGION itself)", EnvSTSRegion)
+	return ""
+}
+
+var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d{1,2}$`)
+
+func (l *loader) endpoint() string {
+	v := l.get(EnvSTSEndpoint)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		l.fail(EnvSTSEndpoint, "%q is not an http(s) URL with a host, such as https://sts.eu-west-1.amazonaws.com", v)
+	}
+	return v
+}
+
+func (l *loader) intRange(name string, def, lo, hi int) int {
+	v := l.get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.fail(name, "%q must be a whole number from %d to %d", v, lo, hi)
+		return def
+	}
+	return n
+}
+
+// duration accepts a Go duration ("2s", "1500ms") or a bare number of seconds.
+func (l *loader) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := l.get(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil {
+			l.fail(name, "%q is not a duration such as 3s or 1500ms", v)
+			return def
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d < lo || d > hi {
+		l.fail(name, "%s is out of range; use %s to %s", v, lo, hi)
+		return def
+	}
+	return d
+}
+
+func (l *loader) boolean(name string) bool {
+	switch strings.ToLower(l.get(name)) {
+	case "", "0", "false", "no":
+		return false
+	case "1", "true", "yes":
+		return true
+	}
+	l.fail(name, "%q is not a boolean; use true or false", l.get(name))
+	return false
+}
+
+// LogConfig is how the extension logs, following Lambda's own variables.
+type LogConfig struct {
+	Level slog.Level
+	JSON  bool // AWS_LAMBDA_LOG_FORMAT=JSON
+}
+
+func (l *loader) logConfig() LogConfig {
+	lc := LogConfig{Level: slog.LevelInfo, JSON: strings.EqualFold(l.get("AWS_LAMBDA_LOG_FORMAT"), "JSON")}
+	name, v := EnvLogLevel, l.get(EnvLogLevel)
+	if v == "" {
+		name, v = "AWS_LAMBDA_LOG_LEVEL", l.get("AWS_LAMBDA_LOG_LEVEL")
+	}
+	if v == "" {
+		return lc
+	}
+	lvl, ok := ParseLevel(v)
+	if !ok {
+		l.fail(name, "%q is not a log level; use TRACE, DEBUG, INFO, WARN, ERROR or FATAL", v)
+		return lc
+	}
+	lc.Level = lvl
+	return lc
+}
+
+// LevelTrace and LevelFatal extend slog's levels with Lambda's.
+const (
+	LevelTrace = slog.LevelDebug - 4
+	LevelFatal = slog.LevelError + 4
+)
+
+// ParseLevel maps Lambda's log level names onto slog levels.
+func ParseLevel(s string) (slog.Level, bool) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "TRACE":
+		return LevelTrace, true
+	case "DEBUG":
+		return slog.LevelDebug, true
+	case "INFO":
+		return slog.LevelInfo, true
+	case "WARN", "WARNING":
+		return slog.LevelWarn, true
+	case "ERROR":
+		return slog.LevelError, true
+	case "FATAL":
+		return LevelFatal, true
+	}
+	return 0, false
+}

@@ -1,0 +1,314 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/aws-sdk-go-v2/service/sts/types"
+)
+
+// AssumeRole mirrors the fields of STS AssumeRole that make sense for a
+// long-running extension, with STS's own names: the JSON a user writes is
+// exactly boto3-refresh-session's assume_role_kwargs.
+type AssumeRole struct {
+	RoleArn           string
+	RoleSessionName   string
+	DurationSeconds   *int32
+	ExternalId        *string //nolint:revive // STS's field name, on purpose
+	Policy            *string
+	PolicyArns        []PolicyArn
+	Tags              []Tag
+	TransitiveTagKeys []string
+	SourceIdentity    *string
+	ProvidedContexts  []ProvidedContext
+}
+
+// PolicyArn is STS's PolicyDescriptorType.
+type PolicyArn struct{ Arn string }
+
+// Tag is an STS session tag.
+type Tag struct{ Key, Value string }
+
+// ProvidedContext is STS's ProvidedContext.
+type ProvidedContext struct{ ProviderArn, ContextAssertion string }
+
+var (
+	roleArnPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	policyArnPattern   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$`)
+	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	externalIDPattern  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	roleNamePattern    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	sessionNameInvalid = regexp.MustCompile(`[^\w+=,.@-]`)
+)
+
+// roles assembles the default role (from the flat variables and/or
+// CREDENTIAL_REFRESH_ASSUME_ROLE) and the named roles.
+func (l *loader) roles() map[string]*sts.AssumeRoleInput {
+	shortOK := l.boolean(EnvAllowShortDurations)
+	defDuration := l.defaultDuration(shortOK)
+	defSession := SessionNameFrom(l.get("AWS_LAMBDA_FUNCTION_NAME"))
+	out := map[string]*sts.AssumeRoleInput{}
+
+	if def, ok := l.defaultRole(); ok {
+		out[DefaultRoleName] = l.finish(EnvAssumeRole, def, defDuration, defSession, shortOK)
+	}
+	for name, r := range l.namedRoles() {
+		out[name] = l.finish(fmt.Sprintf("%s[%q]", EnvRoles, name), r, defDuration, defSession, shortOK)
+	}
+	if len(out) == 0 && !l.hasRoleErrors() {
+		l.fail(EnvRoleArn, "no role configured: set %s, %s or %s", EnvRoleArn, EnvAssumeRole, EnvRoles)
+	}
+	return out
+}
+
+func (l *loader) hasRoleErrors() bool {
+	for _, err := range l.errs {
+		if fe, ok := err.(*FieldError); ok && (strings.HasPrefix(fe.Var, EnvAssumeRole) || strings.HasPrefix(fe.Var, EnvRoles)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) defaultDuration(shortOK bool) int32 {
+	v := l.get(EnvDurationSeconds)
+	if v == "" {
+		return DefaultDurationSeconds
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		l.fail(EnvDurationSeconds, "%q is not a whole number of seconds", v)
+		return DefaultDurationSeconds
+	}
+	if msg := durationProblem(int32(n), shortOK); msg != "" {
+		l.fail(EnvDurationSeconds, "%s", msg)
+		return DefaultDurationSeconds
+	}
+	return int32(n)
+}
+
+// durationProblem explains why STS would refuse d, or returns "".
+func durationProblem(d int32, shortOK bool) string {
+	minimum := int32(900)
+	if shortOK {
+		minimum = 1
+	}
+	switch {
+	case d < minimum:
+		return fmt.Sprintf("%d is below STS's minimum of 900 seconds (set %s=true only against an emulator such as moto)", d, EnvAllowShortDurations)
+	case d > 43200:
+		return fmt.Sprintf("%d is above STS's maximum of 43200 seconds", d)
+	case d > RoleChainingMaxSeconds:
+		return fmt.Sprintf("%d exceeds the 1 hour session limit for roles assumed by role chaining: "+
+			"inside Lambda the caller is the execution role, so every AssumeRole is role chaining and STS caps DurationSeconds at %d",
+			d, RoleChainingMaxSeconds)
+	}
+	return ""
+}
+
+// defaultRole merges the flat variables into CREDENTIAL_REFRESH_ASSUME_ROLE.
+// Setting one field in both places is an error, not a silent override.
+func (l *loader) defaultRole() (AssumeRole, bool) {
+	var r AssumeRole
+	js := l.get(EnvAssumeRole)
+	if js != "" {
+		if err := decodeStrict(js, &r); err != nil {
+			l.fail(EnvAssumeRole, "%v", err)
+			return r, false
+		}
+	}
+	set := func(env string, field *string, jsonName string) {
+		v := l.get(env)
+		if v == "" {
+			return
+		}
+		if *field != "" && *field != v {
+			l.fail(env, "conflicts with %s.%s; set it in one place", EnvAssumeRole, jsonName)
+		}
+		*field = v
+	}
+	set(EnvRoleArn, &r.RoleArn, "RoleArn")
+	set(EnvRoleSessionName, &r.RoleSessionName, "RoleSessionName")
+	if v := l.get(EnvExternalID); v != "" {
+		if r.ExternalId != nil && *r.ExternalId != v {
+			l.fail(EnvExternalID, "conflicts with %s.ExternalId; set it in one place", EnvAssumeRole)
+		}
+		r.ExternalId = aws.String(v)
+	}
+	if js == "" && r.RoleArn == "" && (r.RoleSessionName != "" || r.ExternalId != nil) {
+		l.fail(EnvRoleArn, "is required when %s or %s is set", EnvRoleSessionName, EnvExternalID)
+	}
+	return r, js != "" || r.RoleArn != ""
+}
+
+func (l *loader) namedRoles() map[string]AssumeRole {
+	js := l.get(EnvRoles)
+	if js == "" {
+		return nil
+	}
+	var m map[string]AssumeRole
+	if err := decodeStrict(js, &m); err != nil {
+		l.fail(EnvRoles, "%v (want a JSON object {\"name\": {\"RoleArn\": ...}})", err)
+		return nil
+	}
+	if len(m) == 0 {
+		l.fail(EnvRoles, "is an empty object; remove it or name at least one role")
+	}
+	for name := range m {
+		if !roleNamePattern.MatchString(name) {
+			l.fail(EnvRoles, "role name %q must be 1-64 characters of A-Z a-z 0-9 _ . -", name)
+			delete(m, name)
+		} else if name == DefaultRoleName {
+			l.fail(EnvRoles, "role name %q is reserved for the default role; use %s for it", name, EnvAssumeRole)
+			delete(m, name)
+		}
+	}
+	return m
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
+func decodeStrict(js string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("invalid JSON: unexpected data after the object")
+	}
+	return nil
+}
+
+// finish applies defaults, validates every field and converts to the SDK type.
+func (l *loader) finish(v string, r AssumeRole, defDuration int32, defSession string, shortOK bool) *sts.AssumeRoleInput {
+	if r.RoleSessionName == "" {
+		r.RoleSessionName = defSession
+	}
+	if r.DurationSeconds == nil {
+		r.DurationSeconds = aws.Int32(defDuration)
+	} else if msg := durationProblem(*r.DurationSeconds, shortOK); msg != "" {
+		l.fail(v+".DurationSeconds", "%s", msg)
+	}
+	for _, p := range r.problems() {
+		l.fail(v+"."+p.field, "%s", p.msg)
+	}
+	return r.input()
+}
+
+type problem struct{ field, msg string }
+
+func (r *AssumeRole) problems() []problem {
+	var ps []problem
+	add := func(f, format string, args ...any) { ps = append(ps, problem{f, fmt.Sprintf(format, args...)}) }
+	if !roleArnPattern.MatchString(r.RoleArn) {
+		add("RoleArn", "%q is not an IAM role ARN such as arn:aws:iam::123456789012:role/my-role", r.RoleArn)
+	}
+	if !sessionNamePattern.MatchString(r.RoleSessionName) {
+		add("RoleSessionName", "%q must be 2-64 characters of letters, digits and +=,.@_-", r.RoleSessionName)
+	}
+	if r.ExternalId != nil && (len(*r.ExternalId) < 2 || len(*r.ExternalId) > 1224 || !externalIDPattern.MatchString(*r.ExternalId)) {
+		add("ExternalId", "must be 2-1224 characters of letters, digits and +=,.@:/_-")
+	}
+	if r.SourceIdentity != nil && !sessionNamePattern.MatchString(*r.SourceIdentity) {
+		add("SourceIdentity", "must be 2-64 characters of letters, digits and +=,.@_-")
+	}
+	if r.Policy != nil {
+		ps = append(ps, policyProblems(*r.Policy)...)
+	}
+	ps = append(ps, r.listProblems()...)
+	return ps
+}
+
+func policyProblems(p string) []problem {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(p), &doc); err != nil {
+		return []problem{{"Policy", "is not a JSON policy document: " + err.Error()}}
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(p)); err == nil && compact.Len() > 2048 {
+		return []problem{{"Policy", fmt.Sprintf("is %d characters without whitespace; STS allows 2048", compact.Len())}}
+	}
+	return nil
+}
+
+func (r *AssumeRole) listProblems() []problem {
+	var ps []problem
+	add := func(f, format string, args ...any) { ps = append(ps, problem{f, fmt.Sprintf(format, args...)}) }
+	if len(r.PolicyArns) > 10 {
+		add("PolicyArns", "has %d entries; STS allows 10", len(r.PolicyArns))
+	}
+	for i, p := range r.PolicyArns {
+		if !policyArnPattern.MatchString(p.Arn) {
+			add(fmt.Sprintf("PolicyArns[%d].Arn", i), "%q is not an IAM policy ARN", p.Arn)
+		}
+	}
+	if len(r.Tags) > 50 {
+		add("Tags", "has %d entries; STS allows 50", len(r.Tags))
+	}
+	keys := map[string]bool{}
+	for i, t := range r.Tags {
+		if len(t.Key) < 1 || len(t.Key) > 128 || len(t.Value) > 256 {
+			add(fmt.Sprintf("Tags[%d]", i), "keys are 1-128 and values 0-256 characters")
+		}
+		if keys[strings.ToLower(t.Key)] {
+			add(fmt.Sprintf("Tags[%d].Key", i), "%q is repeated (tag keys are case-insensitive)", t.Key)
+		}
+		keys[strings.ToLower(t.Key)] = true
+	}
+	if len(r.TransitiveTagKeys) > 50 {
+		add("TransitiveTagKeys", "has %d entries; STS allows 50", len(r.TransitiveTagKeys))
+	}
+	if len(r.ProvidedContexts) > 5 {
+		add("ProvidedContexts", "has %d entries; STS allows 5", len(r.ProvidedContexts))
+	}
+	for i, c := range r.ProvidedContexts {
+		if c.ProviderArn == "" || c.ContextAssertion == "" {
+			add(fmt.Sprintf("ProvidedContexts[%d]", i), "needs both ProviderArn and ContextAssertion")
+		}
+	}
+	return ps
+}
+
+// input converts to the SDK's request type.
+func (r *AssumeRole) input() *sts.AssumeRoleInput {
+	in := &sts.AssumeRoleInput{
+		RoleArn:           aws.String(r.RoleArn),
+		RoleSessionName:   aws.String(r.RoleSessionName),
+		DurationSeconds:   r.DurationSeconds,
+		ExternalId:        r.ExternalId,
+		Policy:            r.Policy,
+		TransitiveTagKeys: r.TransitiveTagKeys,
+		SourceIdentity:    r.SourceIdentity,
+	}
+	for _, p := range r.PolicyArns {
+		in.PolicyArns = append(in.PolicyArns, types.PolicyDescriptorType{Arn: aws.String(p.Arn)})
+	}
+	for _, t := range r.Tags {
+		in.Tags = append(in.Tags, types.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
+	}
+	for _, c := range r.ProvidedContexts {
+		in.ProvidedContexts = append(in.ProvidedContexts, types.ProvidedContext{
+			ProviderArn: aws.String(c.ProviderArn), ContextAssertion: aws.String(c.ContextAssertion)})
+	}
+	return in
+}
+
+// SessionNameFrom derives a valid RoleSessionName from a function name:
+// characters STS refuses become '-', and the result is cut to 64.
+func SessionNameFrom(functionName string) string {
+	s := sessionNameInvalid.ReplaceAllString(functionName, "-")
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	if len(s) < 2 {
+		return "credential-refresh"
+	}
+	return s
+}

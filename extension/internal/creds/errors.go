@@ -1,0 +1,89 @@
+package creds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Error is a failed attempt to obtain credentials for one role. Callers
+// branch on Retryable (recoverable STS failures) and use RetryAfter for a
+// Retry-After header. The message never contains credential material: STS
+// error messages do not, and we add only ARNs and durations.
+type Error struct {
+	Role       string // the role's name in our configuration
+	RoleArn    string
+	Code       string // STS error code, or RequestTimeout / ConnectionError / ...
+	Message    string
+	Retryable  bool
+	RetryAfter time.Duration // 0 unless a backoff is in force
+	Err        error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("assume role %s: %s: %s", e.RoleArn, e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Codes STS answers that a later attempt may not get. Anything with a 5xx
+// status is retryable too.
+var retryableCodes = map[string]bool{
+	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+	"InternalFailure": true, "InternalError": true, "ServiceUnavailable": true,
+	"IDPCommunicationError": true, "RequestTimeout": true, "RequestTimeoutException": true,
+}
+
+// classify turns an SDK error into an *Error.
+func classify(role, arn string, err error) *Error {
+	e := &Error{Role: role, RoleArn: arn, Err: err}
+	var api smithy.APIError
+	var resp *awshttp.ResponseError
+	switch {
+	case errors.As(err, &api):
+		e.Code, e.Message = api.ErrorCode(), api.ErrorMessage()
+		e.Retryable = retryableCodes[e.Code] || (errors.As(err, &resp) && resp.HTTPStatusCode() >= http.StatusInternalServerError)
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Code, e.Message, e.Retryable = "RequestTimeout", "STS did not answer in time", true
+	case errors.Is(err, context.Canceled):
+		e.Code, e.Message, e.Retryable = "RequestCanceled", "the extension is shutting down", false
+	case errors.As(err, new(*smithyhttp.RequestSendError)) || (errors.As(err, &resp) && resp.HTTPStatusCode() == 0):
+		e.Code, e.Message, e.Retryable = "ConnectionError", "could not reach STS: "+rootCause(err), true
+	case errors.As(err, &resp):
+		e.Code, e.Message = http.StatusText(resp.HTTPStatusCode()), "unexpected STS response"
+		e.Retryable = resp.HTTPStatusCode() >= http.StatusInternalServerError || resp.HTTPStatusCode() == http.StatusTooManyRequests
+	default:
+		e.Code, e.Message, e.Retryable = "ConnectionError", "could not reach STS: "+rootCause(err), true
+	}
+	if e.Code == "ValidationError" && strings.Contains(e.Message, "role chaining") {
+		e.Message += " (inside Lambda the execution role's credentials are role credentials, so AssumeRole is always role chaining: " +
+			"set CREDENTIAL_REFRESH_DURATION_SECONDS to 3600 or less)"
+	}
+	return e
+}
+
+// IsRoleChainingLimit reports whether err is STS refusing a DurationSeconds
+// above the 1 h role-chaining cap.
+func IsRoleChainingLimit(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == "ValidationError" && strings.Contains(e.Message, "role chaining")
+}
+
+// rootCause is the innermost error's text: it names the network problem
+// ("connection refused") without the SDK's long operation prefix.
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the demo need, project-locally and pinned:
+#   .venv      boto3, moto[server], awslambdaric   (requirements-dev.txt)
+#   .venv-sam  aws-sam-cli                          (requirements-sam.txt)
+#   bin/aws-lambda-rie                              (go install from the module proxy)
+#   node_modules of every package.json with a lockfile (npm ci)
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+venv() { # venv DIR REQUIREMENTS
+  local dir=$1 req=$2 stamp=$1/.installed
+  if [[ -f $stamp ]] && cmp -s "$req" "$stamp"; then return; fi
+  log "python venv $dir from $req"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+}
+
+venv .venv requirements-dev.txt
+if [[ ${SKIP_SAM:-} != 1 ]]; then venv .venv-sam requirements-sam.txt; fi
+
+if [[ ! -x bin/aws-lambda-rie ]]; then
+  log "aws-lambda-rie $RIE_VERSION"
+  GOBIN=$ROOT/bin go install "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$RIE_VERSION"
+fi
+
+for lock in $(git ls-files '*package-lock.json' 2>/dev/null || true); do
+  dir=$(dirname "$lock")
+  if [[ -d $dir/node_modules && $dir/node_modules -nt $lock ]]; then continue; fi
+  log "npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
+go mod download
+log "ready"
