@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi"
+)
+
+// run registers, waits (eager) for the prefetch within a bound, then loops
+// on /event/next until SHUTDOWN or ctx ends.
+func (a *agent) run(ctx context.Context) error {
+	reg, err := a.api.Register(ctx, a.o.Name)
+	if err != nil {
+		a.stop(context.Background(), time.Now().Add(time.Second))
+		return fmt.Errorf("register: %w", err)
+	}
+	a.o.Logger.Info("registered", "function", reg.FunctionName, "version", reg.FunctionVersion)
+	a.awaitPrefetch(ctx)
+	for {
+		ev, err := a.next(ctx)
+		switch {
+		case ctx.Err() != nil: // SIGTERM: Lambda gives external extensions ~2s
+			a.stop(context.Background(), time.Now().Add(1500*time.Millisecond))
+			return nil
+		case err != nil:
+			a.stop(context.Background(), time.Now().Add(time.Second))
+			return a.exitError(err)
+		case ev.EventType == extapi.Shutdown:
+			a.o.Logger.Info("shutdown", "reason", ev.ShutdownReason)
+			a.stop(context.Background(), ev.Deadline())
+			return nil
+		case ev.EventType == extapi.Invoke && a.cfg.Mode == config.ModeEager:
+			// Never blocks: the invoke ends for billing only when every
+			// extension is back in /event/next.
+			for _, k := range a.keepers {
+				k.Tick()
+			}
+		}
+	}
+}
+
+// awaitPrefetch holds the first /event/next until the eager prefetch ends,
+// or PrefetchWait passes: init then costs max(runtime init, STS).
+func (a *agent) awaitPrefetch(ctx context.Context) {
+	t := time.NewTimer(a.o.PrefetchWait)
+	defer t.Stop()
+	select {
+	case <-a.ready:
+	case <-t.C:
+		a.o.Logger.Warn("eager prefetch still running; continuing init without it", "waited", a.o.PrefetchWait.String())
+	case <-ctx.Done():
+	}
+}
+
+// next waits for an event, or for the server to fail.
+func (a *agent) next(ctx context.Context) (*extapi.Event, error) {
+	type result struct {
+		ev  *extapi.Event
+		err error
+	}
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan result, 1)
+	go func() {
+		ev, err := a.api.Next(nctx)
+		ch <- result{ev, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.ev, r.err
+	case err := <-a.served:
+		if err == nil {
+			err = errors.New("credentials server stopped")
+		}
+		return nil, &serverError{err}
+	}
+}
+
+type serverError struct{ err error }
+
+func (e *serverError) Error() string { return e.err.Error() }
+func (e *serverError) Unwrap() error { return e.err }
+
+func (a *agent) exitError(err error) error {
+	errType := "Extension.EventLoopFailed"
+	var se *serverError
+	if errors.As(err, &se) {
+		errType = ErrServerFailed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if rerr := a.api.ExitError(ctx, errType, err); rerr != nil {
+		a.o.Logger.Error("could not report the exit error", "error", rerr.Error())
+	}
+	return fmt.Errorf("event loop: %w", err)
+}
+
+// stop shuts the server down before deadline (minus the margin), aborts STS
+// calls in flight and removes the token file.
+func (a *agent) stop(ctx context.Context, deadline time.Time) {
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(-a.o.ShutdownMargin))
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.o.Logger.Warn("server shutdown cut short", "error", err.Error())
+	}
+	for _, k := range a.keepers {
+		k.Close()
+	}
+	if err := os.Remove(a.cfg.TokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.o.Logger.Warn("could not remove the token file", "error", err.Error())
+	}
+	a.o.Logger.Info("stopped", "took", time.Since(start).String(), "deadlineIn", time.Until(deadline).Round(time.Millisecond).String())
+}

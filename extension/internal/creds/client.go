@@ -1,0 +1,48 @@
+package creds
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// STSOptions are the seed's sts_client_kwargs analogues.
+type STSOptions struct {
+	Region      string
+	Endpoint    string // empty: the SDK's regional endpoint, or AWS_ENDPOINT_URL_STS
+	MaxAttempts int
+	Timeout     time.Duration // one HTTP attempt
+}
+
+// NewSTSClient builds the STS client from the SDK's default chain, which in
+// Lambda finds the execution role's credentials in the environment. Retries
+// are the SDK's standard retryer (jittered exponential backoff) without its
+// client-side retry quota: a long-lived extension must not lose the ability
+// to retry after a bad hour.
+func NewSTSClient(ctx context.Context, o STSOptions) (*sts.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithRegion(o.Region),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(o.Timeout)),
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = o.MaxAttempts
+				so.RateLimiter = ratelimit.None
+			})
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config for STS: %w", err)
+	}
+	return sts.NewFromConfig(cfg, func(so *sts.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	}), nil
+}

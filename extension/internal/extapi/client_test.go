@@ -1,0 +1,97 @@
+package extapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi/extapitest"
+)
+
+func TestRegisterNextAndReports(t *testing.T) {
+	api := extapitest.New(t)
+	c := extapi.New(api.Addr())
+	ctx := context.Background()
+	reg, err := c.Register(ctx, "credential-refresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, feature, _ := api.Registered()
+	if name != "credential-refresh" || feature != "accountId" || reg.AccountID != "123456789012" || c.ID() == "" {
+		t.Fatalf("registered %q %q %+v", name, feature, reg)
+	}
+	deadline := time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
+	api.Invoke("req-1", deadline)
+	ev, err := c.Next(ctx)
+	if err != nil || ev.EventType != extapi.Invoke || ev.RequestID != "req-1" || !ev.Deadline().Equal(deadline) {
+		t.Fatalf("next = %+v, %v", ev, err)
+	}
+	api.Shutdown(deadline)
+	if ev, err = c.Next(ctx); err != nil || ev.EventType != extapi.Shutdown || ev.ShutdownReason != "spindown" {
+		t.Fatalf("next = %+v, %v", ev, err)
+	}
+	if err := c.InitError(ctx, "Extension.ConfigInvalid", errors.New("CREDENTIAL_REFRESH_MODE: bad")); err != nil {
+		t.Fatalf("InitError: %v", err)
+	}
+	if err := c.ExitError(ctx, "Extension.Crashed", errors.New("gone")); err != nil {
+		t.Fatalf("ExitError: %v", err)
+	}
+	reps := api.Reports()
+	if len(reps) != 2 || reps[0] != (extapitest.Report{Path: "init/error", ErrorType: "Extension.ConfigInvalid", Message: "CREDENTIAL_REFRESH_MODE: bad"}) ||
+		reps[1].Path != "exit/error" {
+		t.Fatalf("reports %+v", reps)
+	}
+}
+
+func TestRegisterRefusedMeansExit(t *testing.T) {
+	for _, status := range []int{http.StatusForbidden, http.StatusInternalServerError, http.StatusBadRequest} {
+		api := extapitest.New(t)
+		api.FailRegister(status)
+		_, err := extapi.New(api.Addr()).Register(context.Background(), "credential-refresh")
+		var se *extapi.StatusError
+		if !errors.As(err, &se) || se.Status != status || se.Exit != (status != http.StatusBadRequest) {
+			t.Errorf("status %d: err = %#v", status, err)
+		}
+	}
+}
+
+func TestNextBlocksWithoutTimeoutUntilCanceled(t *testing.T) {
+	api := extapitest.New(t)
+	c := extapi.New(api.Addr(), func(o *extapi.Options) { o.Timeout = 10 * time.Millisecond })
+	if _, err := c.Register(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Next(ctx); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("Next returned early (the call timeout must not apply): %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCallsTimeOut(t *testing.T) {
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	defer stall.Close()
+	c := extapi.New(strings.TrimPrefix(stall.URL, "http://"), func(o *extapi.Options) { o.Timeout = 50 * time.Millisecond })
+	start := time.Now()
+	_, err := c.Register(context.Background(), "x")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("err = %v after %s", err, time.Since(start))
+	}
+}

@@ -1,0 +1,152 @@
+package extapitest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Report is one init/error or exit/error call.
+type Report struct {
+	Path      string // "init/error" or "exit/error"
+	ErrorType string // the Lambda-Extension-Function-Error-Type header
+	Message   string // errorMessage
+}
+
+// API is the fake. Send events with Invoke/Shutdown.
+type API struct {
+	*httptest.Server
+	events chan any
+
+	mu         sync.Mutex
+	name       string
+	feature    string
+	registered time.Time
+	nextCalls  int
+	nextAt     []time.Time
+	reports    []Report
+	// RegisterStatus, when set, is answered to /register.
+	registerStatus int
+}
+
+// New starts the fake; Addr() is the value for AWS_LAMBDA_RUNTIME_API.
+func New(t testing.TB) *API {
+	a := &API{events: make(chan any, 16)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /2020-01-01/extension/register", a.register)
+	mux.HandleFunc("GET /2020-01-01/extension/event/next", a.next)
+	mux.HandleFunc("POST /2020-01-01/extension/init/error", a.report)
+	mux.HandleFunc("POST /2020-01-01/extension/exit/error", a.report)
+	a.Server = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		a.CloseClientConnections()
+		a.Close()
+	})
+	return a
+}
+
+// Addr is host:port.
+func (a *API) Addr() string { return strings.TrimPrefix(a.URL, "http://") }
+
+// FailRegister makes /register answer status.
+func (a *API) FailRegister(status int) {
+	a.mu.Lock()
+	a.registerStatus = status
+	a.mu.Unlock()
+}
+
+// Invoke queues an INVOKE event.
+func (a *API) Invoke(requestID string, deadline time.Time) {
+	a.events <- map[string]any{"eventType": "INVOKE", "deadlineMs": deadline.UnixMilli(), "requestId": requestID,
+		"invokedFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:f", "tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": "Root=1"}}
+}
+
+// Shutdown queues a SHUTDOWN event.
+func (a *API) Shutdown(deadline time.Time) {
+	a.events <- map[string]any{"eventType": "SHUTDOWN", "deadlineMs": deadline.UnixMilli(), "shutdownReason": "spindown"}
+}
+
+// Registered returns the name and accept-feature the extension registered
+// with, and when; zero values before.
+func (a *API) Registered() (name, feature string, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.name, a.feature, a.registered
+}
+
+// NextCalls is how many times /event/next was called, and when.
+func (a *API) NextCalls() (int, []time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nextCalls, append([]time.Time(nil), a.nextAt...)
+}
+
+// Reports lists the error reports received.
+func (a *API) Reports() []Report {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Report(nil), a.reports...)
+}
+
+const identifier = "ext-id-0001"
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	var body struct{ Events []string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || strings.Join(body.Events, ",") != "INVOKE,SHUTDOWN" {
+		http.Error(w, `{"errorMessage":"bad events","errorType":"InvalidEventType"}`, http.StatusBadRequest)
+		return
+	}
+	a.mu.Lock()
+	status := a.registerStatus
+	a.name, a.feature, a.registered = r.Header.Get("Lambda-Extension-Name"), r.Header.Get("Lambda-Extension-Accept-Feature"), time.Now()
+	a.mu.Unlock()
+	if status != 0 {
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"errorMessage":"refused","errorType":"Extension.Refused"}`)
+		return
+	}
+	if a.name == "" {
+		http.Error(w, `{"errorMessage":"missing name","errorType":"Extension.MissingName"}`, http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Lambda-Extension-Identifier", identifier)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"functionName":"f","functionVersion":"$LATEST","handler":"app.handler","accountId":"123456789012"}`)
+}
+
+func (a *API) next(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Lambda-Extension-Identifier") != identifier {
+		http.Error(w, `{"errorMessage":"unknown extension","errorType":"Extension.InvalidExtensionIdentifier"}`, http.StatusForbidden)
+		return
+	}
+	a.mu.Lock()
+	a.nextCalls++
+	a.nextAt = append(a.nextAt, time.Now())
+	a.mu.Unlock()
+	select {
+	case ev := <-a.events:
+		w.Header().Set("Lambda-Extension-Event-Identifier", "evt")
+		_ = json.NewEncoder(w).Encode(ev)
+	case <-r.Context().Done():
+	}
+}
+
+func (a *API) report(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Lambda-Extension-Identifier") != identifier {
+		http.Error(w, `{"errorMessage":"unknown extension","errorType":"Extension.InvalidExtensionIdentifier"}`, http.StatusForbidden)
+		return
+	}
+	var body struct{ ErrorMessage, ErrorType string }
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	a.mu.Lock()
+	a.reports = append(a.reports, Report{Path: strings.TrimPrefix(r.URL.Path, "/2020-01-01/extension/"),
+		ErrorType: r.Header.Get("Lambda-Extension-Function-Error-Type"), Message: body.ErrorMessage})
+	a.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, `{"status":"OK"}`)
+}
