@@ -30,8 +30,24 @@ type API struct {
 	nextCalls  int
 	nextAt     []time.Time
 	reports    []Report
-	// RegisterStatus, when set, is answered to /register.
-	registerStatus int
+	registerStatus int // when set, answered to /register
+	nextStatus     int // when set, answered to /event/next
+	onRegister     func()
+}
+
+// OnRegister runs fn inside every /register call, before it answers: a test
+// can check what the extension did before registering.
+func (a *API) OnRegister(fn func()) {
+	a.mu.Lock()
+	a.onRegister = fn
+	a.mu.Unlock()
+}
+
+// FailNext makes /event/next answer status.
+func (a *API) FailNext(status int) {
+	a.mu.Lock()
+	a.nextStatus = status
+	a.mu.Unlock()
 }
 
 // New starts the fake; Addr() is the value for AWS_LAMBDA_RUNTIME_API.
@@ -102,9 +118,12 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
-	status := a.registerStatus
+	status, hook := a.registerStatus, a.onRegister
 	a.name, a.feature, a.registered = r.Header.Get("Lambda-Extension-Name"), r.Header.Get("Lambda-Extension-Accept-Feature"), time.Now()
 	a.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if status != 0 {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, `{"errorMessage":"refused","errorType":"Extension.Refused"}`)
@@ -127,7 +146,13 @@ func (a *API) next(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.nextCalls++
 	a.nextAt = append(a.nextAt, time.Now())
+	status := a.nextStatus
 	a.mu.Unlock()
+	if status != 0 {
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"errorMessage":"failed","errorType":"Runtime.Failed"}`)
+		return
+	}
 	select {
 	case ev := <-a.events:
 		w.Header().Set("Lambda-Extension-Event-Identifier", "evt")

@@ -1,0 +1,398 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/agent"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds/ststest"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi/extapitest"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	api   *extapitest.API
+	sts   *ststest.Server
+	clock *ststest.Clock
+	cfg   *config.Config
+	logs  *syncBuffer
+	done  chan struct{} // closed when Run returns
+	err   error
+	stop  context.CancelFunc
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func newHarness(t *testing.T, mode config.Mode) *harness {
+	t.Helper()
+	h := &harness{api: extapitest.New(t), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}}
+	h.sts = ststest.New(t, h.clock.Now)
+	h.cfg = &config.Config{
+		Roles: map[string]*sts.AssumeRoleInput{config.DefaultRoleName: {RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
+			RoleSessionName: aws.String("s"), DurationSeconds: aws.Int32(3600)}},
+		Mode: mode, Port: freePort(t), TokenFile: filepath.Join(t.TempDir(), "sub", "token"),
+		STSMaxAttempts: 1, STSTimeout: time.Second, RuntimeAPI: h.api.Addr(),
+	}
+	return h
+}
+
+func (h *harness) options(fns ...func(*agent.Options)) agent.Options {
+	o := agent.Options{
+		Name:   "credential-refresh",
+		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:    h.clock.Now,
+		NewSTSClient: func(context.Context, *config.Config) (creds.AssumeRoleAPIClient, error) {
+			return h.sts.Client(1), nil
+		},
+	}
+	for _, fn := range fns {
+		fn(&o)
+	}
+	return o
+}
+
+func (h *harness) start(t *testing.T, cfgErr error, fns ...func(*agent.Options)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop, h.done = cancel, make(chan struct{})
+	go func() {
+		h.err = agent.Run(ctx, h.cfg, cfgErr, h.options(fns...))
+		close(h.done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-h.done:
+		case <-time.After(5 * time.Second):
+		}
+	})
+}
+
+func (h *harness) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-h.done:
+		return h.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not return")
+		return nil
+	}
+}
+
+func (h *harness) waitNext(t *testing.T, n int) {
+	t.Helper()
+	waitUntil(t, func() bool { c, _ := h.api.NextCalls(); return c >= n })
+}
+
+func (h *harness) get(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	tok, err := os.ReadFile(h.cfg.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", h.cfg.Port, path), nil)
+	req.Header.Set("Authorization", string(tok))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestDeferredLifecycle(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	var tokenAtRegister []byte
+	var listeningAtRegister bool
+	h.api.OnRegister(func() {
+		tokenAtRegister, _ = os.ReadFile(h.cfg.TokenFile)
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port))
+		if listeningAtRegister = err == nil; listeningAtRegister {
+			c.Close()
+		}
+	})
+	h.start(t, nil)
+	h.waitNext(t, 1)
+	if name, feature, _ := h.api.Registered(); name != "credential-refresh" || feature != "accountId" {
+		t.Errorf("registered as %q with %q", name, feature)
+	}
+	if len(tokenAtRegister) != 43 || bytes.ContainsAny(tokenAtRegister, "\n=+/") || !listeningAtRegister {
+		t.Fatalf("at register: token %d bytes (want 43, base64url, no newline), listening %v", len(tokenAtRegister), listeningAtRegister)
+	}
+	st, _ := os.Stat(h.cfg.TokenFile)
+	dst, _ := os.Stat(filepath.Dir(h.cfg.TokenFile))
+	if st.Mode().Perm() != 0o600 || dst.Mode().Perm() != 0o700 {
+		t.Errorf("token file mode %v, dir %v", st.Mode().Perm(), dst.Mode().Perm())
+	}
+	if h.sts.Calls() != 0 {
+		t.Fatal("deferred mode called STS at init")
+	}
+	if code, body := h.get(t, "/v1/credentials"); code != 200 || !strings.HasPrefix(body["AccessKeyId"].(string), "ASIA") {
+		t.Fatalf("GET: %d %v", code, body)
+	}
+	for i := range 3 {
+		h.api.Invoke(fmt.Sprintf("r%d", i), time.Now().Add(3*time.Second))
+		h.waitNext(t, i+2)
+	}
+	if h.sts.Calls() != 1 {
+		t.Errorf("STS calls = %d, want 1", h.sts.Calls())
+	}
+	start := time.Now()
+	h.api.Shutdown(time.Now().Add(2 * time.Second))
+	if err := h.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %s, past the deadline", took)
+	}
+	if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
+		t.Error("token file left behind")
+	}
+	if _, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port)); err == nil {
+		t.Error("still listening after shutdown")
+	}
+}
+
+// Eager: the prefetch starts before /register and overlaps it; the first
+// /event/next waits for it; INVOKE in the refresh window refreshes in the
+// background without holding /event/next.
+func TestEagerPrefetchOverlapsRegisterAndInvokeRefreshes(t *testing.T) {
+	h := newHarness(t, config.ModeEager)
+	release := h.sts.Hold()
+	var stsCallsAtRegister int64
+	h.api.OnRegister(func() {
+		waitUntil(t, func() bool { return h.sts.Calls() == 1 }) // the prefetch is already in flight
+		stsCallsAtRegister = h.sts.Calls()
+	})
+	h.start(t, nil)
+	waitUntil(t, func() bool { _, _, at := h.api.Registered(); return !at.IsZero() })
+	time.Sleep(50 * time.Millisecond)
+	if n, _ := h.api.NextCalls(); n != 0 {
+		t.Fatal("first /event/next made before the prefetch finished")
+	}
+	release()
+	h.waitNext(t, 1)
+	if stsCallsAtRegister != 1 {
+		t.Errorf("STS calls at register = %d", stsCallsAtRegister)
+	}
+	_, body := h.get(t, "/v1/health")
+	role := body["roles"].(map[string]any)["default"].(map[string]any)
+	if role["state"] != "fresh" || role["waited"].(float64) != 0 {
+		t.Fatalf("health after prefetch: %v", body)
+	}
+	// Into the refresh window, then INVOKE with STS slow: /event/next must
+	// come back at once while the refresh runs.
+	h.clock.Advance(41 * time.Minute)
+	release = h.sts.Hold()
+	h.api.Invoke("r1", time.Now().Add(3*time.Second))
+	h.waitNext(t, 2)
+	waitUntil(t, func() bool { return h.sts.Calls() == 2 })
+	release()
+	waitUntil(t, func() bool {
+		_, b := h.get(t, "/v1/health")
+		r := b["roles"].(map[string]any)["default"].(map[string]any)
+		return r["state"] == "fresh" && r["refreshing"] == false
+	})
+	code, _ := h.get(t, "/v1/credentials")
+	_, body = h.get(t, "/v1/health")
+	role = body["roles"].(map[string]any)["default"].(map[string]any)
+	if code != 200 || role["waited"].(float64) != 0 || role["stsCalls"].(float64) != 2 {
+		t.Errorf("eager steady state: a request waited on STS: %v", role)
+	}
+	h.api.Shutdown(time.Now().Add(2 * time.Second))
+	if err := h.wait(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEagerPrefetchWaitIsBounded(t *testing.T) {
+	h := newHarness(t, config.ModeEager)
+	defer h.sts.Hold()()
+	start := time.Now()
+	h.start(t, nil, func(o *agent.Options) { o.PrefetchWait = 150 * time.Millisecond })
+	h.waitNext(t, 1)
+	if took := time.Since(start); took < 150*time.Millisecond || took > 3*time.Second {
+		t.Errorf("first /event/next after %s, want ~150ms", took)
+	}
+	if !strings.Contains(h.logs.String(), "eager prefetch still running") {
+		t.Error("no warning about the unfinished prefetch")
+	}
+}
+
+func TestConfigErrorReportsInitError(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	_, cfgErr := config.Load(func(k string) string {
+		return map[string]string{config.EnvRoleArn: "not-an-arn", config.EnvMode: "bogus", "AWS_REGION": "us-east-1"}[k]
+	})
+	h.start(t, cfgErr)
+	err := h.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "RoleArn") {
+		t.Fatalf("Run = %v", err)
+	}
+	reps := h.api.Reports()
+	if len(reps) != 1 || reps[0].Path != "init/error" || reps[0].ErrorType != "Extension.ConfigInvalid" ||
+		!strings.Contains(reps[0].Message, "CREDENTIAL_REFRESH_ASSUME_ROLE.RoleArn") || !strings.Contains(reps[0].Message, config.EnvMode) {
+		t.Fatalf("reports %+v", reps)
+	}
+	if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
+		t.Error("token file written despite invalid config")
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port)); err == nil {
+		c.Close()
+		t.Error("listening despite invalid config")
+	}
+}
+
+func TestPortInUseReportsInitError(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	h.start(t, nil)
+	if err := h.wait(t); err == nil {
+		t.Fatal("no error")
+	}
+	if reps := h.api.Reports(); len(reps) != 1 || reps[0].ErrorType != agent.ErrStartFailed || !strings.Contains(reps[0].Message, config.EnvPort) {
+		t.Fatalf("reports %+v", reps)
+	}
+}
+
+func TestRegisterRefusedExits(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	h.api.FailRegister(http.StatusForbidden)
+	h.start(t, nil)
+	if err := h.wait(t); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestEventLoopFailureReportsExitError(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	h.api.FailNext(http.StatusInternalServerError)
+	h.start(t, nil)
+	if err := h.wait(t); err == nil {
+		t.Fatal("no error")
+	}
+	if reps := h.api.Reports(); len(reps) != 1 || reps[0].Path != "exit/error" || reps[0].ErrorType != "Extension.EventLoopFailed" {
+		t.Fatalf("reports %+v", reps)
+	}
+}
+
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	h.start(t, nil)
+	h.waitNext(t, 1)
+	start := time.Now()
+	h.stop()
+	if err := h.wait(t); err != nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("Run = %v after %s", err, time.Since(start))
+	}
+}
+
+// A request stuck on a slow STS call must not hold the shutdown past the
+// SHUTDOWN deadline.
+func TestShutdownInsideDeadlineWithRequestInFlight(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	h.cfg.STSTimeout = 10 * time.Second
+	h.start(t, nil)
+	h.waitNext(t, 1)
+	defer h.sts.Hold()()
+	go func() {
+		tok, _ := os.ReadFile(h.cfg.TokenFile)
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/v1/credentials", h.cfg.Port), nil)
+		req.Header.Set("Authorization", string(tok))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitUntil(t, func() bool { return h.sts.Calls() == 1 })
+	deadline := time.Now().Add(500 * time.Millisecond)
+	h.api.Shutdown(deadline)
+	if err := h.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if time.Now().After(deadline) {
+		t.Errorf("returned %s after the SHUTDOWN deadline", time.Since(deadline))
+	}
+}
+
+func TestLogsCarryNoSecrets(t *testing.T) {
+	h := newHarness(t, config.ModeEager)
+	h.start(t, nil)
+	h.waitNext(t, 1)
+	h.get(t, "/v1/credentials")
+	tok, _ := os.ReadFile(h.cfg.TokenFile)
+	h.api.Shutdown(time.Now().Add(2 * time.Second))
+	_ = h.wait(t)
+	logs := h.logs.String()
+	if !strings.Contains(logs, "credentials refreshed") {
+		t.Fatal("vacuous: no refresh logged")
+	}
+	secrets := []string{string(tok)}
+	for _, c := range h.sts.Issued() {
+		secrets = append(secrets, c.SecretAccessKey, c.SessionToken)
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Fatal("secret in logs")
+		}
+	}
+}
