@@ -48,7 +48,9 @@ func TestRunExitCodes(t *testing.T) {
 			}
 			var out bytes.Buffer
 			done := make(chan int, 1)
-			go func() { done <- run(context.Background(), func(k string) string { return env[k] }, &out, "/opt/extensions/credential-refresh") }()
+			go func() {
+				done <- run(context.Background(), func(k string) string { return env[k] }, &out, "/opt/extensions/credential-refresh")
+			}()
 			if tc.code == 0 {
 				deadline := time.Now().Add(5 * time.Second)
 				for n, _ := api.NextCalls(); n == 0 && time.Now().Before(deadline); n, _ = api.NextCalls() {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/logcapture"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,29 +28,12 @@ import (
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi/extapitest"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	api   *extapitest.API
 	sts   *ststest.Server
 	clock *ststest.Clock
 	cfg   *config.Config
-	logs  *syncBuffer
+	logs  *logcapture.Buffer
 	done  chan struct{} // closed when Run returns
 	err   error
 	stop  context.CancelFunc
@@ -67,7 +51,7 @@ func freePort(t *testing.T) int {
 
 func newHarness(t *testing.T, mode config.Mode) *harness {
 	t.Helper()
-	h := &harness{api: extapitest.New(t), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}}
+	h := &harness{api: extapitest.New(t), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &logcapture.Buffer{}}
 	h.sts = ststest.New(t, h.clock.Now)
 	h.cfg = &config.Config{
 		Roles: map[string]*sts.AssumeRoleInput{config.DefaultRoleName: {RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
@@ -123,7 +107,7 @@ func (h *harness) wait(t *testing.T) error {
 
 func (h *harness) waitNext(t *testing.T, n int) {
 	t.Helper()
-	waitUntil(t, func() bool { c, _ := h.api.NextCalls(); return c >= n })
+	poll.Until(t, func() bool { c, _ := h.api.NextCalls(); return c >= n })
 }
 
 func (h *harness) get(t *testing.T, path string) (int, map[string]any) {
@@ -143,17 +127,6 @@ func (h *harness) get(t *testing.T, path string) (int, map[string]any) {
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &m)
 	return resp.StatusCode, m
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func TestDeferredLifecycle(t *testing.T) {
@@ -217,11 +190,11 @@ func TestEagerPrefetchOverlapsRegisterAndInvokeRefreshes(t *testing.T) {
 	release := h.sts.Hold()
 	var stsCallsAtRegister int64
 	h.api.OnRegister(func() {
-		waitUntil(t, func() bool { return h.sts.Calls() == 1 }) // the prefetch is already in flight
+		poll.Until(t, func() bool { return h.sts.Calls() == 1 }) // the prefetch is already in flight
 		stsCallsAtRegister = h.sts.Calls()
 	})
 	h.start(t, nil)
-	waitUntil(t, func() bool { _, _, at := h.api.Registered(); return !at.IsZero() })
+	poll.Until(t, func() bool { _, _, at := h.api.Registered(); return !at.IsZero() })
 	time.Sleep(50 * time.Millisecond)
 	if n, _ := h.api.NextCalls(); n != 0 {
 		t.Fatal("first /event/next made before the prefetch finished")
@@ -242,9 +215,9 @@ func TestEagerPrefetchOverlapsRegisterAndInvokeRefreshes(t *testing.T) {
 	release = h.sts.Hold()
 	h.api.Invoke("r1", time.Now().Add(3*time.Second))
 	h.waitNext(t, 2)
-	waitUntil(t, func() bool { return h.sts.Calls() == 2 })
+	poll.Until(t, func() bool { return h.sts.Calls() == 2 })
 	release()
-	waitUntil(t, func() bool {
+	poll.Until(t, func() bool {
 		_, b := h.get(t, "/v1/health")
 		r := b["roles"].(map[string]any)["default"].(map[string]any)
 		return r["state"] == "fresh" && r["refreshing"] == false
@@ -363,7 +336,7 @@ func TestShutdownInsideDeadlineWithRequestInFlight(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitUntil(t, func() bool { return h.sts.Calls() == 1 })
+	poll.Until(t, func() bool { return h.sts.Calls() == 1 })
 	deadline := time.Now().Add(500 * time.Millisecond)
 	h.api.Shutdown(deadline)
 	if err := h.wait(t); err != nil {

@@ -48,6 +48,10 @@ const (
 	EnvSTSTimeout          = "CREDENTIAL_REFRESH_STS_TIMEOUT"
 	EnvLogLevel            = "CREDENTIAL_REFRESH_LOG_LEVEL"
 	EnvAllowShortDurations = "CREDENTIAL_REFRESH_ALLOW_SHORT_DURATIONS"
+	// EnvClientRole is read by the exec wrapper and the Go client package
+	// (which role the function's SDK asks for); the extension checks that it
+	// names a configured role.
+	EnvClientRole = "CREDENTIAL_REFRESH_CLIENT_ROLE"
 )
 
 // Defaults, documented in the README's configuration table.
@@ -121,6 +125,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		Log:            l.logConfig(),
 	}
 	c.Roles = l.roles()
+	l.clientRole(c.Roles)
 	return c, errors.Join(l.errs...)
 }
 
@@ -192,6 +197,21 @@ func (l *loader) endpoint() string {
 		l.fail(EnvSTSEndpoint, "%q is not an http(s) URL with a host, such as https://sts.eu-west-1.amazonaws.com", v)
 	}
 	return v
+}
+
+func (l *loader) clientRole(roles map[string]*sts.AssumeRoleInput) {
+	v := l.get(EnvClientRole)
+	if v == "" || len(roles) == 0 {
+		return
+	}
+	if _, ok := roles[v]; !ok {
+		names := make([]string, 0, len(roles))
+		for n := range roles {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		l.fail(EnvClientRole, "%q is not a configured role; configured: %s", v, strings.Join(names, ", "))
+	}
 }
 
 func (l *loader) intRange(name string, def, lo, hi int) int {

@@ -143,6 +143,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"region", map[string]string{config.EnvRoleArn: testArn, config.EnvSTSRegion: "Mars"}, []string{config.EnvSTSRegion}},
 		{"token file", map[string]string{config.EnvRoleArn: testArn, config.EnvTokenFile: "relative/token"}, []string{config.EnvTokenFile}},
 		{"log level", map[string]string{config.EnvRoleArn: testArn, "AWS_LAMBDA_LOG_LEVEL": "LOUD"}, []string{"AWS_LAMBDA_LOG_LEVEL"}},
+		{"client role", map[string]string{config.EnvRoleArn: testArn, config.EnvClientRole: "writer"}, []string{config.EnvClientRole, "not a configured role"}},
 		{"short flag", map[string]string{config.EnvRoleArn: testArn, config.EnvAllowShortDurations: "maybe"}, []string{config.EnvAllowShortDurations}},
 	}
 	for _, tc := range cases {

@@ -1,9 +1,10 @@
 package creds_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/logcapture"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/poll"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -25,30 +26,12 @@ type fixture struct {
 	clock  *ststest.Clock
 	sts    *ststest.Server
 	keeper *creds.Keeper
-	logs   *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the keeper's background goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *logcapture.Buffer
 }
 
 func newFixture(t *testing.T, duration int32, optFns ...func(*creds.Options)) *fixture {
 	t.Helper()
-	f := &fixture{clock: ststest.NewClock(t0), logs: &syncBuffer{}}
+	f := &fixture{clock: ststest.NewClock(t0), logs: &logcapture.Buffer{}}
 	f.sts = ststest.New(t, f.clock.Now)
 	opts := append([]func(*creds.Options){func(o *creds.Options) {
 		o.Now = f.clock.Now
@@ -74,7 +57,7 @@ func (f *fixture) get(t *testing.T) aws.Credentials {
 // settle waits for any refresh in flight to finish.
 func (f *fixture) settle(t *testing.T) {
 	t.Helper()
-	waitUntil(t, func() bool { return !f.keeper.Health().Refreshing })
+	poll.Until(t, func() bool { return !f.keeper.Health().Refreshing })
 }
 
 func TestWindowFor(t *testing.T) {
@@ -169,7 +152,7 @@ func TestRefreshWindowServesOldWhileRefreshing(t *testing.T) {
 	}
 	release()
 	f.settle(t)
-	waitUntil(t, func() bool { return f.get(t).AccessKeyID != first.AccessKeyID })
+	poll.Until(t, func() bool { return f.get(t).AccessKeyID != first.AccessKeyID })
 	if h := f.keeper.Health(); h.Waited != 1 || h.STSCalls != 2 {
 		t.Errorf("health = %+v, want one waited request and two STS calls", h)
 	}
@@ -190,7 +173,7 @@ func TestEagerTickRefreshesOnlyWhenDue(t *testing.T) {
 	f.clock.Advance(2 * time.Minute)
 	f.keeper.Tick()
 	f.settle(t)
-	waitUntil(t, func() bool { return f.keeper.Health().State == creds.StateFresh })
+	poll.Until(t, func() bool { return f.keeper.Health().State == creds.StateFresh })
 	if h := f.keeper.Health(); h.Waited != 0 {
 		t.Errorf("eager: %d requests waited", h.Waited)
 	}
@@ -248,7 +231,7 @@ func TestStaleWhileValidThenNeverExpired(t *testing.T) {
 		f.settle(t)
 		f.clock.Advance(2 * time.Minute)
 	}
-	waitUntil(t, func() bool { return strings.Contains(f.logs.String(), "serving the still-valid credentials") })
+	poll.Until(t, func() bool { return strings.Contains(f.logs.String(), "serving the still-valid credentials") })
 	f.clock.Set(first.Expires.Add(-creds.WindowFor(time.Hour).Floor)) // at the floor
 	f.clock.Advance(time.Minute)                                      // past any backoff
 	_, err := f.keeper.Credentials(context.Background())
@@ -377,7 +360,7 @@ func TestConcurrentCallersMakeOneSTSCall(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitUntil(t, func() bool { return f.keeper.Health().Waited == 1000 })
+	poll.Until(t, func() bool { return f.keeper.Health().Waited == 1000 })
 	release()
 	wg.Wait()
 	close(errs)
@@ -432,7 +415,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	f.sts.Fail(&ststest.Failure{Status: 503, Code: "ServiceUnavailable", Message: "down"})
 	f.clock.Advance(50 * time.Minute)
 	f.get(t)
-	waitUntil(t, func() bool { return strings.Contains(f.logs.String(), "refresh failed") })
+	poll.Until(t, func() bool { return strings.Contains(f.logs.String(), "refresh failed") })
 	logs := f.logs.String()
 	for _, c := range f.sts.Issued() {
 		if strings.Contains(logs, c.SecretAccessKey) || strings.Contains(logs, c.SessionToken) {
@@ -441,17 +424,6 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(logs, "credentials refreshed") {
 		t.Error("no refresh log")
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -1,17 +1,16 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/logcapture"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,29 +24,12 @@ import (
 
 const token = "tok-0123456789abcdefghijklmnopqrstuvwxyzABCD"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	url   string
 	port  string
 	sts   *ststest.Server
 	clock *ststest.Clock
-	logs  *syncBuffer
+	logs  *logcapture.Buffer
 	// bodies collects every response body, for the secret scan.
 	bodies []string
 }
@@ -56,7 +38,7 @@ type env struct {
 // against the fake STS.
 func start(t *testing.T, roleNames ...string) *env {
 	t.Helper()
-	e := &env{clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}}
+	e := &env{clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &logcapture.Buffer{}}
 	e.sts = ststest.New(t, e.clock.Now)
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	roles := map[string]server.Role{}
@@ -345,10 +327,13 @@ func FuzzServeHTTP(f *testing.F) {
 }
 
 func BenchmarkCredentialsGET(b *testing.B) {
-	srv := server.New(token, map[string]server.Role{server.DefaultRole: staticRole{aws.Credentials{
-		AccessKeyID: "ASIABENCH", SecretAccessKey: "s", SessionToken: strings.Repeat("t", 800),
-		CanExpire: true, Expires: time.Now().Add(time.Hour), AccountID: "123456789012"}}})
+	newServer := func() *server.Server {
+		return server.New(token, map[string]server.Role{server.DefaultRole: staticRole{aws.Credentials{
+			AccessKeyID: "ASIABENCH", SecretAccessKey: "s", SessionToken: strings.Repeat("t", 800),
+			CanExpire: true, Expires: time.Now().Add(time.Hour), AccountID: "123456789012"}}})
+	}
 	b.Run("handler", func(b *testing.B) {
+		srv := newServer()
 		req := localRequest("GET", "/v1/credentials", token)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -360,6 +345,7 @@ func BenchmarkCredentialsGET(b *testing.B) {
 		}
 	})
 	b.Run("loopback", func(b *testing.B) {
+		srv := newServer()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)

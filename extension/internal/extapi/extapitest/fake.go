@@ -23,13 +23,13 @@ type API struct {
 	*httptest.Server
 	events chan any
 
-	mu         sync.Mutex
-	name       string
-	feature    string
-	registered time.Time
-	nextCalls  int
-	nextAt     []time.Time
-	reports    []Report
+	mu             sync.Mutex
+	name           string
+	feature        string
+	registered     time.Time
+	nextCalls      int
+	nextAt         []time.Time
+	reports        []Report
 	registerStatus int // when set, answered to /register
 	nextStatus     int // when set, answered to /event/next
 	onRegister     func()
