@@ -39,7 +39,7 @@ type harness struct {
 	stop  context.CancelFunc
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func newHarness(t *testing.T, mode config.Mode) *harness {
+func newHarness(t testing.TB, mode config.Mode) *harness {
 	t.Helper()
 	h := &harness{api: extapitest.New(t), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &logcapture.Buffer{}}
 	h.sts = ststest.New(t, h.clock.Now)
@@ -110,7 +110,7 @@ func (h *harness) waitNext(t *testing.T, n int) {
 	poll.Until(t, func() bool { c, _ := h.api.NextCalls(); return c >= n })
 }
 
-func (h *harness) get(t *testing.T, path string) (int, map[string]any) {
+func (h *harness) get(t testing.TB, path string) (int, map[string]any) {
 	t.Helper()
 	tok, err := os.ReadFile(h.cfg.TokenFile)
 	if err != nil {
@@ -368,4 +368,51 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 			t.Fatal("secret in logs")
 		}
 	}
+}
+
+// BenchmarkFirstInvoke measures the time from the extension's start to the
+// first credentials a function gets, with an STS that takes 60ms and a
+// runtime whose own init takes 60ms. Deferred pays both in sequence; eager
+// overlaps the STS call with the runtime's init (max instead of sum).
+func BenchmarkFirstInvoke(b *testing.B) {
+	const stsDelay, runtimeInit = 60 * time.Millisecond, 60 * time.Millisecond
+	for _, mode := range []config.Mode{config.ModeDeferred, config.ModeEager} {
+		b.Run(string(mode), func(b *testing.B) {
+			var total time.Duration
+			for b.Loop() {
+				total += firstInvoke(b, mode, stsDelay, runtimeInit)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/first-credentials")
+		})
+	}
+}
+
+func firstInvoke(b *testing.B, mode config.Mode, stsDelay, runtimeInit time.Duration) time.Duration {
+	h := newHarness(b, mode)
+	h.clock = ststest.NewClock(time.Now())
+	h.sts.SetDelay(stsDelay)
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = agent.Run(ctx, h.cfg, nil, h.options(func(o *agent.Options) { o.Now = time.Now }))
+		close(done)
+	}()
+	// The runtime starts once the extension registered (Lambda's order),
+	// spends runtimeInit in its own init, then the first invoke asks for
+	// credentials.
+	for _, _, at := h.api.Registered(); at.IsZero(); _, _, at = h.api.Registered() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	time.Sleep(runtimeInit)
+	for n, _ := h.api.NextCalls(); n == 0; n, _ = h.api.NextCalls() {
+		time.Sleep(100 * time.Microsecond) // the invoke starts after init, i.e. after the extension's first /next
+	}
+	if code, _ := h.get(b, "/v1/credentials"); code != http.StatusOK {
+		b.Fatalf("status %d", code)
+	}
+	took := time.Since(start)
+	cancel()
+	<-done
+	return took
 }

@@ -44,6 +44,7 @@ type Server struct {
 	lifetime time.Duration // zero: use DurationSeconds from the request
 	failure  *Failure
 	gate     chan struct{} // non-nil: requests wait until it is closed
+	delay    time.Duration // every answer waits this long
 	issued   []Issued
 	requests []url.Values
 }
@@ -82,6 +83,13 @@ func (s *Server) SetLifetime(d time.Duration) {
 func (s *Server) Fail(f *Failure) {
 	s.mu.Lock()
 	s.failure = f
+	s.mu.Unlock()
+}
+
+// SetDelay makes every answer take at least d, like a distant STS.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
 	s.mu.Unlock()
 }
 
@@ -127,8 +135,15 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	s.requests = append(s.requests, r.PostForm)
-	gate, failure, lifetime := s.gate, s.failure, s.lifetime
+	gate, failure, lifetime, delay := s.gate, s.failure, s.lifetime, s.delay
 	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if gate != nil {
 		select {
 		case <-gate:
