@@ -34,7 +34,7 @@ func TestRunExitCodes(t *testing.T) {
 		report   string
 		logsHave string
 	}{
-		{"bad config", map[string]string{"CREDENTIAL_REFRESH_ROLE_ARN": "arn:nope"}, 1, "Extension.ConfigInvalid", "CREDENTIAL_REFRESH_ASSUME_ROLE.RoleArn"},
+		{"bad config", map[string]string{"CREDENTIAL_REFRESH_ROLE_ARN": "arn:nope"}, 1, "Extension.ConfigInvalid", "CREDENTIAL_REFRESH_ROLE_ARN: "},
 		{"good config", map[string]string{"CREDENTIAL_REFRESH_ROLE_ARN": "arn:aws:iam::123456789012:role/t"}, 0, "", "extension started"},
 	}
 	for _, tc := range cases {

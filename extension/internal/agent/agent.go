@@ -156,6 +156,7 @@ func (a *agent) buildKeepers(client creds.AssumeRoleAPIClient) map[string]server
 	for _, name := range a.cfg.RoleNames() {
 		k := creds.NewKeeper(client, a.cfg.Roles[name], func(ko *creds.Options) {
 			ko.Name, ko.Now, ko.Logger, ko.RefreshTimeout = name, a.o.Now, a.o.Logger, a.refreshTimeout()
+			ko.RefreshInBackground = a.cfg.Mode == config.ModeEager
 		})
 		a.keepers = append(a.keepers, k)
 		roles[name] = k

@@ -255,12 +255,12 @@ func TestConfigErrorReportsInitError(t *testing.T) {
 	})
 	h.start(t, cfgErr)
 	err := h.wait(t)
-	if err == nil || !strings.Contains(err.Error(), "RoleArn") {
+	if err == nil || !strings.Contains(err.Error(), config.EnvRoleArn) {
 		t.Fatalf("Run = %v", err)
 	}
 	reps := h.api.Reports()
 	if len(reps) != 1 || reps[0].Path != "init/error" || reps[0].ErrorType != "Extension.ConfigInvalid" ||
-		!strings.Contains(reps[0].Message, "CREDENTIAL_REFRESH_ASSUME_ROLE.RoleArn") || !strings.Contains(reps[0].Message, config.EnvMode) {
+		!strings.Contains(reps[0].Message, config.EnvRoleArn+": ") || !strings.Contains(reps[0].Message, config.EnvMode) {
 		t.Fatalf("reports %+v", reps)
 	}
 	if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {

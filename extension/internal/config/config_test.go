@@ -116,7 +116,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		env  map[string]string
 		want []string // substrings, each must appear
 	}{
-		{"bad arn", map[string]string{config.EnvRoleArn: "arn:aws:iam::12:role/x"}, []string{"CREDENTIAL_REFRESH_ASSUME_ROLE.RoleArn", "not an IAM role ARN"}},
+		{"bad arn", map[string]string{config.EnvRoleArn: "arn:aws:iam::12:role/x"}, []string{config.EnvRoleArn + ": ", "not an IAM role ARN"}},
 		{"no role", nil, []string{config.EnvRoleArn, "no role configured"}},
 		{"mode", map[string]string{config.EnvRoleArn: testArn, config.EnvMode: "lazy"}, []string{config.EnvMode, "deferred or eager"}},
 		{"port", map[string]string{config.EnvRoleArn: testArn, config.EnvPort: "70000"}, []string{config.EnvPort}},
@@ -128,7 +128,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"json duration chaining", map[string]string{config.EnvAssumeRole: `{"RoleArn":"` + testArn + `","DurationSeconds":7200}`}, []string{"ASSUME_ROLE.DurationSeconds", "role chaining"}},
 		{"unknown field", map[string]string{config.EnvAssumeRole: `{"RoleArn":"` + testArn + `","Duration":900}`}, []string{config.EnvAssumeRole, `unknown field "Duration"`}},
 		{"trailing json", map[string]string{config.EnvAssumeRole: `{"RoleArn":"` + testArn + `"} {}`}, []string{"unexpected data"}},
-		{"session name", map[string]string{config.EnvRoleArn: testArn, config.EnvRoleSessionName: "has space"}, []string{"RoleSessionName"}},
+		{"session name", map[string]string{config.EnvRoleArn: testArn, config.EnvRoleSessionName: "has space"}, []string{config.EnvRoleSessionName + ": "}},
+		{"json arn", map[string]string{config.EnvAssumeRole: `{"RoleArn":"arn:aws:iam::1:role/x"}`}, []string{"CREDENTIAL_REFRESH_ASSUME_ROLE.RoleArn"}},
 		{"conflict", map[string]string{config.EnvRoleArn: testArn, config.EnvAssumeRole: `{"RoleArn":"arn:aws:iam::123456789012:role/other"}`}, []string{config.EnvRoleArn, "conflicts"}},
 		{"session without arn", map[string]string{config.EnvRoleSessionName: "abc"}, []string{config.EnvRoleArn, "is required"}},
 		{"named bad name", map[string]string{config.EnvRoles: `{"a b":{"RoleArn":"` + testArn + `"}}`}, []string{config.EnvRoles, "role name"}},
@@ -175,7 +176,7 @@ func TestAllErrorsReportedTogether(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, v := range []string{"RoleArn", config.EnvMode, config.EnvPort, config.EnvDurationSeconds, config.EnvSTSRegion} {
+	for _, v := range []string{config.EnvRoleArn, config.EnvMode, config.EnvPort, config.EnvDurationSeconds, config.EnvSTSRegion} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("missing %s in %q", v, err)
 		}

@@ -56,11 +56,11 @@ func (l *loader) roles() map[string]*sts.AssumeRoleInput {
 	defSession := SessionNameFrom(l.get("AWS_LAMBDA_FUNCTION_NAME"))
 	out := map[string]*sts.AssumeRoleInput{}
 
-	if def, ok := l.defaultRole(); ok {
-		out[DefaultRoleName] = l.finish(EnvAssumeRole, def, defDuration, defSession, shortOK)
+	if def, src, ok := l.defaultRole(); ok {
+		out[DefaultRoleName] = l.finish(EnvAssumeRole, src, def, defDuration, defSession, shortOK)
 	}
 	for name, r := range l.namedRoles() {
-		out[name] = l.finish(fmt.Sprintf("%s[%q]", EnvRoles, name), r, defDuration, defSession, shortOK)
+		out[name] = l.finish(fmt.Sprintf("%s[%q]", EnvRoles, name), nil, r, defDuration, defSession, shortOK)
 	}
 	if len(out) == 0 && !l.hasRoleErrors() {
 		l.fail(EnvRoleArn, "no role configured: set %s, %s or %s", EnvRoleArn, EnvAssumeRole, EnvRoles)
@@ -115,13 +115,16 @@ func durationProblem(d int32, shortOK bool) string {
 
 // defaultRole merges the flat variables into CREDENTIAL_REFRESH_ASSUME_ROLE.
 // Setting one field in both places is an error, not a silent override.
-func (l *loader) defaultRole() (AssumeRole, bool) {
+func (l *loader) defaultRole() (AssumeRole, map[string]string, bool) {
 	var r AssumeRole
+	// src maps a field set by a flat variable to that variable, so errors
+	// name what the user actually wrote.
+	src := map[string]string{}
 	js := l.get(EnvAssumeRole)
 	if js != "" {
 		if err := decodeStrict(js, &r); err != nil {
 			l.fail(EnvAssumeRole, "%v", err)
-			return r, false
+			return r, nil, false
 		}
 	}
 	set := func(env string, field *string, jsonName string) {
@@ -132,7 +135,7 @@ func (l *loader) defaultRole() (AssumeRole, bool) {
 		if *field != "" && *field != v {
 			l.fail(env, "conflicts with %s.%s; set it in one place", EnvAssumeRole, jsonName)
 		}
-		*field = v
+		*field, src[jsonName] = v, env
 	}
 	set(EnvRoleArn, &r.RoleArn, "RoleArn")
 	set(EnvRoleSessionName, &r.RoleSessionName, "RoleSessionName")
@@ -140,12 +143,12 @@ func (l *loader) defaultRole() (AssumeRole, bool) {
 		if r.ExternalId != nil && *r.ExternalId != v {
 			l.fail(EnvExternalID, "conflicts with %s.ExternalId; set it in one place", EnvAssumeRole)
 		}
-		r.ExternalId = aws.String(v)
+		r.ExternalId, src["ExternalId"] = aws.String(v), EnvExternalID
 	}
 	if js == "" && r.RoleArn == "" && (r.RoleSessionName != "" || r.ExternalId != nil) {
 		l.fail(EnvRoleArn, "is required when %s or %s is set", EnvRoleSessionName, EnvExternalID)
 	}
-	return r, js != "" || r.RoleArn != ""
+	return r, src, js != "" || r.RoleArn != ""
 }
 
 func (l *loader) namedRoles() map[string]AssumeRole {
@@ -187,7 +190,8 @@ func decodeStrict(js string, v any) error {
 }
 
 // finish applies defaults, validates every field and converts to the SDK type.
-func (l *loader) finish(v string, r AssumeRole, defDuration int32, defSession string, shortOK bool) *sts.AssumeRoleInput {
+// v names the JSON variable; src names the flat variables that set fields.
+func (l *loader) finish(v string, src map[string]string, r AssumeRole, defDuration int32, defSession string, shortOK bool) *sts.AssumeRoleInput {
 	if r.RoleSessionName == "" {
 		r.RoleSessionName = defSession
 	}
@@ -197,7 +201,11 @@ func (l *loader) finish(v string, r AssumeRole, defDuration int32, defSession st
 		l.fail(v+".DurationSeconds", "%s", msg)
 	}
 	for _, p := range r.problems() {
-		l.fail(v+"."+p.field, "%s", p.msg)
+		name := v + "." + p.field
+		if flat, ok := src[p.field]; ok {
+			name = flat
+		}
+		l.fail(name, "%s", p.msg)
 	}
 	return r.input()
 }

@@ -40,6 +40,15 @@ type Options struct {
 	RefreshTimeout time.Duration
 	// Window overrides the lifetime-scaled window (tests). Default WindowFor.
 	Window func(lifetime time.Duration) Window
+	// RefreshInBackground (eager mode) makes a request inside the refresh
+	// window never wait: it gets the cached credentials and the refresh runs
+	// behind it. Otherwise (deferred mode) that request waits up to
+	// StaleWait for the refresh, so it leaves with fresh credentials, and
+	// falls back to the cached, still-valid ones if STS fails or is slow.
+	RefreshInBackground bool
+	// StaleWait bounds that wait. Default 500ms: a healthy STS answers well
+	// within it, and SDK clients time out their own request after 1-2s.
+	StaleWait time.Duration
 }
 
 // Keeper keeps one role's credentials fresh. It is safe for concurrent use;
@@ -85,7 +94,8 @@ type failure struct {
 // client. Close it to abort in-flight STS calls.
 func NewKeeper(client AssumeRoleAPIClient, input *sts.AssumeRoleInput, optFns ...func(*Options)) *Keeper {
 	o := Options{Name: "default", Now: time.Now, Rand: rand.Float64,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RefreshTimeout: 30 * time.Second, Window: WindowFor}
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RefreshTimeout: 30 * time.Second, Window: WindowFor,
+		StaleWait: 500 * time.Millisecond}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -106,19 +116,30 @@ func (k *Keeper) Close() { k.cancel() }
 func (k *Keeper) Name() string { return k.opts.Name }
 
 // Credentials returns credentials with more than the floor left. It serves
-// from cache when it can, starting a background refresh once inside the
-// refresh window; otherwise it waits for the (single) refresh in flight. In
-// backoff after a failure it answers at once with the last *Error.
+// from cache when it can. Inside the refresh window it starts the (single)
+// refresh, and waits a little for it unless RefreshInBackground is set.
+// Without servable credentials it waits for the refresh; in backoff after a
+// failure it answers at once with the last *Error.
 func (k *Keeper) Credentials(ctx context.Context) (aws.Credentials, error) {
 	now := k.opts.Now()
-	if e := k.cur.Load(); e != nil && now.Before(e.floorAt) {
-		if !now.Before(e.refreshAt) {
-			k.refreshInBackground(now)
+	e := k.cur.Load()
+	switch {
+	case e == nil || !now.Before(e.floorAt):
+		return k.wait(ctx, now)
+	case now.Before(e.refreshAt):
+	case k.opts.RefreshInBackground || k.gate(now) != nil:
+		k.refreshInBackground(now)
+	default:
+		wctx, cancel := context.WithTimeout(ctx, k.opts.StaleWait)
+		defer cancel()
+		if c, err := k.wait(wctx, now); err == nil {
+			return c, nil
 		}
-		k.served.Add(1)
-		return e.creds, nil
+		// Failed or slow: the refresh's own failure is logged; serve the
+		// still-valid credentials.
 	}
-	return k.wait(ctx, now)
+	k.served.Add(1)
+	return e.creds, nil
 }
 
 // Tick is the eager mode's hook for every INVOKE event: it starts a

@@ -141,25 +141,50 @@ func TestShortLifetimeNeverServesNearExpiry(t *testing.T) {
 	}
 }
 
-func TestRefreshWindowServesOldWhileRefreshing(t *testing.T) {
-	f := newFixture(t, 3600)
-	first := f.get(t)
-	f.clock.Advance(40*time.Minute + time.Second) // inside the 20 min window
-	release := f.sts.Hold()
-	got := f.get(t) // must not wait for STS
-	if got.AccessKeyID != first.AccessKeyID {
-		t.Fatal("did not serve the cached credentials while refreshing")
+// Inside the refresh window, deferred mode waits briefly for the refresh so
+// the request leaves with fresh credentials; with a slow STS it gives up
+// after StaleWait and serves the still-valid ones. Eager mode never waits.
+func TestRefreshWindow(t *testing.T) {
+	cases := []struct {
+		name       string
+		background bool
+		slowSTS    bool
+		wantFresh  bool
+		wantWaited int64
+	}{
+		{"deferred, STS prompt", false, false, true, 2},
+		{"deferred, STS slow", false, true, false, 2},
+		{"eager", true, false, false, 1},
 	}
-	release()
-	f.settle(t)
-	poll.Until(t, func() bool { return f.get(t).AccessKeyID != first.AccessKeyID })
-	if h := f.keeper.Health(); h.Waited != 1 || h.STSCalls != 2 {
-		t.Errorf("health = %+v, want one waited request and two STS calls", h)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 3600, func(o *creds.Options) {
+				o.RefreshInBackground, o.StaleWait = tc.background, 50*time.Millisecond
+			})
+			first := f.get(t)
+			f.clock.Advance(40*time.Minute + time.Second) // inside the 20 min window
+			var release func()
+			if tc.slowSTS || tc.background {
+				release = f.sts.Hold()
+			}
+			got := f.get(t)
+			if fresh := got.AccessKeyID != first.AccessKeyID; fresh != tc.wantFresh {
+				t.Fatalf("fresh = %v, want %v", fresh, tc.wantFresh)
+			}
+			if release != nil {
+				release()
+			}
+			f.settle(t)
+			poll.Until(t, func() bool { return f.get(t).AccessKeyID != first.AccessKeyID })
+			if h := f.keeper.Health(); h.Waited != tc.wantWaited || h.STSCalls != 2 {
+				t.Errorf("health = %+v, want %d waited requests and 2 STS calls", h, tc.wantWaited)
+			}
+		})
 	}
 }
 
 func TestEagerTickRefreshesOnlyWhenDue(t *testing.T) {
-	f := newFixture(t, 3600)
+	f := newFixture(t, 3600, func(o *creds.Options) { o.RefreshInBackground = true })
 	if err := f.keeper.Prefetch(context.Background()); err != nil {
 		t.Fatal(err)
 	}

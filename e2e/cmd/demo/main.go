@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/e2e/harness"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// act is one execution environment of the demo.
+type act struct {
+	runtime  harness.Runtime
+	title    string
+	mode     string
+	lifetime time.Duration
+	invokes  int
+	gap      time.Duration // pause between invokes
+	count    int           // objects per invoke
+}
+
+// The invokes come every ~1 s, well inside the 1.6–2.4 s between the
+// extension's refresh point (35–45% of the lifetime left) and its floor
+// (15% left) for 8 s credentials: so in eager mode every refresh happens in
+// the background at an INVOKE and no request waits. (Lambda freezes the
+// environment between invokes, so nothing can refresh in a longer gap; with
+// 1 h credentials that gap is 15–20 minutes.)
+var acts = []act{
+	{harness.Go, "Go function (provided.al2023, credrefresh.LoadDefaultConfig)", "deferred", 8 * time.Second, 12, time.Second, 8},
+	{harness.Python, "Python function (boto3, no credential code, exec wrapper)", "eager", 8 * time.Second, 12, time.Second, 8},
+	{harness.Node, "Node.js function (@aws-sdk/client-s3, no credential code, exec wrapper)", "eager", 8 * time.Second, 12, time.Second, 8},
+}
+
+func run(ctx context.Context, w io.Writer) error {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+	tools, err := harness.FindTools(root)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "credential-refresh-demo-")
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	fmt.Fprintf(w, "Building the layer (extension + exec wrapper) and the Go function; starting moto ...\n")
+	stack, err := harness.NewStack(ctx, tools, dir, "demo-bucket")
+	if err != nil {
+		return err
+	}
+	defer stack.Close()
+	fmt.Fprintf(w, "moto at %s (auth on): the execution user %s may only sts:AssumeRole %s;\n",
+		stack.Moto.URL, stack.Account.User.AccessKeyID, stack.Account.RoleARN)
+	fmt.Fprintf(w, "only that role may write to s3://%s (checked: the user's own keys get AccessDenied).\n", stack.Account.Bucket)
+	fmt.Fprintf(w, "Ready in %.1fs. Logs: %s\n", time.Since(began).Seconds(), dir)
+
+	var failed []string
+	for _, a := range acts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.play(ctx, w, stack); err != nil {
+			fmt.Fprintf(w, "  FAILED: %v\n", err)
+			failed = append(failed, string(a.runtime))
+		}
+	}
+	fmt.Fprintf(w, "\nDemo took %.1fs.\n", time.Since(began).Seconds())
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s (logs in %s)", strings.Join(failed, ", "), dir)
+	}
+	os.RemoveAll(dir)
+	return nil
+}
+
+// play runs one environment: cold start, warm invokes across several
+// credential lifetimes, SHUTDOWN; then prints its timeline and checks.
+func (a act) play(ctx context.Context, w io.Writer, s *harness.Stack) error {
+	fmt.Fprintf(w, "\n== %s ==\n   CREDENTIAL_REFRESH_MODE=%s, credentials live %v, %d invokes %v apart, %d parallel uploads each\n",
+		a.title, a.mode, a.lifetime, a.invokes, a.gap, a.count)
+	env, err := s.Start(ctx, harness.Options{Name: "demo-" + string(a.runtime), Runtime: a.runtime, Mode: a.mode, Lifetime: a.lifetime})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	t0 := time.Now()
+	tl := &timeline{t0: t0}
+	var uploads []harness.Upload
+	var errs []error
+	for i := range a.invokes {
+		if i > 0 {
+			time.Sleep(a.gap)
+		}
+		u, err := env.Upload(ctx, fmt.Sprintf("%s-%02d-", a.runtime, i+1), a.count)
+		uploads = append(uploads, u)
+		tl.invocation(i+1, u, err, env)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invoke %d: %w", i+1, err))
+		}
+	}
+	health, herr := env.Health(ctx)
+	sd, serr := env.Stop(10 * time.Second)
+	tl.proxy(env.Proxy.Events())
+	tl.extension(env.JSONLogs())
+	tl.print(w)
+	errs = append(errs, herr, serr)
+	errs = append(errs, a.summary(ctx, w, s, env, uploads, health, sd))
+	return errors.Join(errs...)
+}
+
+// summary prints and checks the outcome: objects landed, STS calls,
+// ExpiredToken answers, waits, shutdown.
+func (a act) summary(ctx context.Context, w io.Writer, s *harness.Stack, env *harness.Environment, uploads []harness.Upload, h harness.Health, sd harness.Shutdown) error {
+	landed, err := s.Moto.Keys(ctx, s.Account, string(a.runtime)+"-")
+	if err != nil {
+		return err
+	}
+	keys := map[string]bool{}
+	for _, u := range uploads {
+		keys[u.AccessKeyID] = true
+	}
+	assumed := env.Proxy.Count(harness.AssumeRole, time.Time{})
+	expired := env.Proxy.Count(harness.ExpiredToken, time.Time{})
+	def := h.Roles["default"]
+	fmt.Fprintf(w, "   summary: %d objects in the bucket (listed as admin), written with %d different assumed-role keys;\n",
+		len(landed), len(keys))
+	fmt.Fprintf(w, "            %d AssumeRole calls at the proxy, %d ExpiredToken answers; extension health: stsCalls=%d served=%d waited=%d\n",
+		assumed, expired, def.STSCalls, def.Served, def.Waited)
+	fmt.Fprintf(w, "            SIGTERM → SHUTDOWN → RIE exit %d in %v, %d leftover processes\n",
+		sd.ExitCode, sd.Took.Round(time.Millisecond), len(sd.Leftovers))
+	var errs []error
+	if len(landed) != a.invokes*a.count {
+		errs = append(errs, fmt.Errorf("%d objects landed, want %d", len(landed), a.invokes*a.count))
+	}
+	if expired != 0 {
+		errs = append(errs, fmt.Errorf("%d ExpiredToken", expired))
+	}
+	if a.mode == "eager" && def.Waited != 0 {
+		errs = append(errs, fmt.Errorf("eager mode: %d requests waited on STS", def.Waited))
+	}
+	if sd.ExitCode != 0 || len(sd.Leftovers) != 0 {
+		errs = append(errs, fmt.Errorf("unclean shutdown: %+v", sd))
+	}
+	if ids := env.Proxy.LeakedIn(env.Output()); len(ids) > 0 {
+		errs = append(errs, fmt.Errorf("logs contain secrets of %v", ids))
+	}
+	return errors.Join(errs...)
+}
+
+// timeline collects what happened, from three sources, for one
+// environment.
+type timeline struct {
+	t0    time.Time
+	lines []line
+}
+
+type line struct {
+	at   time.Time
+	who  string
+	text string
+}
+
+func (tl *timeline) add(at time.Time, who, format string, args ...any) {
+	tl.lines = append(tl.lines, line{at, who, fmt.Sprintf(format, args...)})
+}
+
+func (tl *timeline) invocation(n int, u harness.Upload, err error, env *harness.Environment) {
+	if n == 1 {
+		tl.add(u.Start, "invoke", "#1 starts (cold start: RIE starts the extension, then the runtime)")
+	} else {
+		tl.add(u.Start, "invoke", "#%d starts", n)
+	}
+	if err != nil {
+		tl.add(u.End, "invoke", "#%d FAILED: %.200v", n, err)
+		return
+	}
+	exp, _ := env.Proxy.Expiration(u.AccessKeyID)
+	tl.add(u.End, "invoke", "#%d done in %v: %d objects written with %s (expires in %.1fs)",
+		n, u.End.Sub(u.Start).Round(time.Millisecond), u.Written, u.AccessKeyID, exp.Sub(u.End).Seconds())
+}
+
+func (tl *timeline) proxy(events []harness.Event) {
+	calls := 0
+	for _, e := range events {
+		switch e.Kind {
+		case harness.AssumeRole:
+			calls++
+			tl.add(e.Time, "sts", "AssumeRole #%d → %s, expires %s", calls, e.AccessKeyID, e.Expiration.UTC().Format("15:04:05.000Z"))
+		case harness.AssumeRoleFailed, harness.STSDown:
+			tl.add(e.Time, "sts", "AssumeRole failed: HTTP %d", e.Status)
+		case harness.ExpiredToken:
+			tl.add(e.Time, "s3", "ExpiredToken for %s %s signed by %s", e.Method, e.Path, e.AccessKeyID)
+		}
+	}
+}
+
+func (tl *timeline) extension(recs []harness.LogRecord) {
+	for _, r := range recs {
+		at := r.Time()
+		switch msg := r.Msg(); {
+		case msg == "credentials refreshed":
+			tl.add(at, "ext", "credentials refreshed (role %s, took %s, expire %s)", r.Str("role"), r.Str("took"), r.Str("expiration"))
+		case r.Str("level") == "WARN" || r.Str("level") == "ERROR":
+			tl.add(at, "ext", "%s: %s", strings.ToLower(r.Str("level")), msg)
+		}
+	}
+}
+
+func (tl *timeline) print(w io.Writer) {
+	sort.SliceStable(tl.lines, func(i, j int) bool { return tl.lines[i].at.Before(tl.lines[j].at) })
+	for _, l := range tl.lines {
+		fmt.Fprintf(w, "   %+7.3fs  %-6s  %s\n", l.at.Sub(tl.t0).Seconds(), l.who, l.text)
+	}
+}
