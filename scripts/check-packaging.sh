@@ -91,7 +91,7 @@ sam_env=(
 	# (__SAM_CLI_APP_DIR is the variable SAM's own integration tests use.)
 	__SAM_CLI_APP_DIR="$WORK/sam-app-dir"
 )
-# sam build and sam validate ask pypi.org for a newer SAM CLI once a week and
+# sam build and sam validate ask the Python package index for a newer SAM CLI once a week and
 # have no switch to turn that off. Record "checked just now", as SAM itself
 # does after a check, so that only a real phone-home reaches the trap.
 mkdir -p "$WORK/sam-app-dir"
