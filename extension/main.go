@@ -1,7 +1,3 @@
-// Command credential-refresh is a Lambda external extension that keeps STS
-// AssumeRole credentials fresh and serves them on 127.0.0.1 in the AWS
-// container-credentials format. main only wires: configuration, logger,
-// signals, agent, exit code.
 package main
 
 import (
