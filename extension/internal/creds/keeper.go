@@ -206,9 +206,15 @@ func (k *Keeper) refreshInBackground(now time.Time) {
 	if k.gate(now) != nil || !k.refreshing.CompareAndSwap(false, true) {
 		return // in backoff (the next request after it tries again), or already refreshing
 	}
-	// DoChan runs the refresh in its own goroutine and joins any flight in
-	// progress; its result channel is buffered, so nobody needs to read it.
-	k.flight.DoChan("refresh", k.refresh)
+	// DoChan runs the refresh in its own goroutine, or joins a flight in
+	// progress (one started by a waiting caller, or one just finishing, in
+	// which case refresh never runs for us): either way the flag is cleared
+	// when the result is in, so a later window is never skipped.
+	ch := k.flight.DoChan("refresh", k.refresh)
+	go func() {
+		<-ch
+		k.refreshing.Store(false)
+	}()
 }
 
 // refresh makes one STS call. It runs inside the single flight.
