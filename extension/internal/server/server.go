@@ -38,8 +38,9 @@ type Options struct {
 	Now func() time.Time
 	// Mode is reported by /v1/health.
 	Mode string
-	// RequestTimeout bounds how long a credentials request may wait for
-	// STS. Default 30s.
+	// RequestTimeout is the longest a credentials request may take: the
+	// server's write timeout is derived from it. Set it to the keeper's
+	// refresh timeout. Default 30s.
 	RequestTimeout time.Duration
 }
 
@@ -107,6 +108,10 @@ type errorBody struct {
 
 // ServeHTTP checks method, host and token, in that order, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		s.serve(w, r) // the hot path: no clock reads, no boxed log arguments
+		return
+	}
 	start := s.opts.Now()
 	status := s.serve(w, r)
 	// Only a route label is logged: the raw path and headers are the
@@ -170,9 +175,9 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, name string
 			// The requested name is not echoed: it is the caller's text.
 			"no such role is configured; configured roles: "+strings.Join(s.names(), ", "))
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
-	defer cancel()
-	c, err := role.Credentials(ctx)
+	// No timeout of our own: a wait on STS is bounded by the keeper's
+	// refresh timeout, and a client that gives up cancels r.Context().
+	c, err := role.Credentials(r.Context())
 	if err == nil && !c.Expires.After(s.opts.Now()) {
 		err = errors.New("credentials expired") // the keeper never does this; we check anyway
 	}
@@ -248,15 +253,16 @@ func (s *Server) names() []string {
 // the connection arrived on. A page that rebinds a DNS name to 127.0.0.1
 // sends its own name and is refused.
 func allowedHost(r *http.Request) bool {
-	addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	addr, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
 	if !ok {
 		return false
 	}
-	_, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
+	host, port, ok := strings.Cut(r.Host, ":")
+	if !ok || (host != "127.0.0.1" && !strings.EqualFold(host, "localhost")) {
 		return false
 	}
-	return r.Host == "127.0.0.1:"+port || strings.EqualFold(r.Host, "localhost:"+port)
+	n, err := strconv.Atoi(port)
+	return err == nil && n == addr.Port && port == strconv.Itoa(n) // no "+80" or "080"
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) int {
