@@ -313,6 +313,16 @@ func TestWrapperFailsLoudly(t *testing.T) {
 			want: []string{"not a port number"},
 		},
 		{
+			name: "port with leading zero",
+			env:  map[string]string{"CREDENTIAL_REFRESH_PORT": "02775"},
+			want: []string{"no leading zero"},
+		},
+		{
+			name: "privileged port",
+			env:  map[string]string{"CREDENTIAL_REFRESH_PORT": "80"},
+			want: []string{"1024-65535"},
+		},
+		{
 			name:      "no command",
 			noCommand: true,
 			want:      []string{"no command given"},

@@ -148,7 +148,7 @@ func (a *agent) start(ctx context.Context) error {
 
 // refreshTimeout bounds one refresh: every SDK attempt plus its backoff.
 func (a *agent) refreshTimeout() time.Duration {
-	return time.Duration(a.cfg.STSMaxAttempts)*a.cfg.STSTimeout + time.Duration(a.cfg.STSMaxAttempts)*time.Second
+	return creds.RefreshBudget(creds.STSOptions{MaxAttempts: a.cfg.STSMaxAttempts, Timeout: a.cfg.STSTimeout})
 }
 
 func (a *agent) buildKeepers(client creds.AssumeRoleAPIClient) map[string]server.Role {

@@ -17,6 +17,13 @@ func (a *agent) run(ctx context.Context) error {
 	reg, err := a.api.Register(ctx, a.o.Name)
 	if err != nil {
 		a.stop(context.Background(), time.Now().Add(time.Second))
+		if ctx.Err() != nil {
+			return nil // SIGTERM while registering
+		}
+		var se *extapi.StatusError
+		if errors.As(err, &se) && se.Exit {
+			a.o.Logger.Error("the Extensions API refused the registration; exiting as it asks", "status", se.Status)
+		}
 		return fmt.Errorf("register: %w", err)
 	}
 	a.o.Logger.Info("registered", "function", reg.FunctionName, "version", reg.FunctionVersion)
@@ -100,17 +107,19 @@ func (a *agent) exitError(err error) error {
 	return fmt.Errorf("event loop: %w", err)
 }
 
-// stop shuts the server down before deadline (minus the margin), aborts STS
-// calls in flight and removes the token file.
+// stop aborts STS calls in flight, shuts the server down before deadline
+// (minus the margin) and removes the token file.
 func (a *agent) stop(ctx context.Context, deadline time.Time) {
 	start := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(-a.o.ShutdownMargin))
 	defer cancel()
-	if err := a.srv.Shutdown(ctx); err != nil {
-		a.o.Logger.Warn("server shutdown cut short", "error", err.Error())
-	}
+	// Abort STS calls first: a request waiting on one then gets its 503 at
+	// once, and the server's shutdown need not wait for it.
 	for _, k := range a.keepers {
 		k.Close()
+	}
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.o.Logger.Warn("server shutdown cut short", "error", err.Error())
 	}
 	if err := os.Remove(a.cfg.TokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		a.o.Logger.Warn("could not remove the token file", "error", err.Error())

@@ -152,12 +152,23 @@ func (l *loader) mode() Mode {
 	}
 }
 
+// port must be a plain decimal from 1024 (Lambda's sandbox user cannot bind
+// below) to 65535: "02775" would make clients send a Host header that the
+// server's DNS-rebinding check refuses.
 func (l *loader) port() int {
-	p := l.intRange(EnvPort, DefaultPort, 1, 65535)
+	p := l.intRange(EnvPort, DefaultPort, 1024, 65535)
+	if v := l.get(EnvPort); v != "" && v != strconv.Itoa(p) && atoiIs(v, p) {
+		l.fail(EnvPort, "%q must be written as a plain number such as %d", v, DefaultPort)
+	}
 	if owner, taken := reservedPorts[p]; taken {
 		l.fail(EnvPort, "port %d is used by %s; pick another (default %d)", p, owner, DefaultPort)
 	}
 	return p
+}
+
+func atoiIs(s string, n int) bool {
+	m, err := strconv.Atoi(s)
+	return err == nil && m == n
 }
 
 func (l *loader) tokenFile() string {
@@ -179,6 +190,9 @@ func (l *loader) region() string {
 		return v
 	}
 	if v := l.get("AWS_REGION"); v != "" {
+		if !regionPattern.MatchString(v) {
+			l.fail("AWS_REGION", "%q is not an AWS region name; set %s to the STS region", v, EnvSTSRegion)
+		}
 		return v
 	}
 	l.fail(EnvSTSRegion, "no STS region: set %s or AWS_REGION (Lambda sets AWS_REGION itself)", EnvSTSRegion)
@@ -193,7 +207,13 @@ func (l *loader) endpoint() string {
 		return ""
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+	switch {
+	case err != nil:
+		l.fail(EnvSTSEndpoint, "is not a URL; use one such as https://sts.eu-west-1.amazonaws.com")
+	case u.User != nil:
+		// Never echo what may be a password.
+		l.fail(EnvSTSEndpoint, "%q must not carry user information", u.Redacted())
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		l.fail(EnvSTSEndpoint, "%q is not an http(s) URL with a host, such as https://sts.eu-west-1.amazonaws.com", v)
 	}
 	return v

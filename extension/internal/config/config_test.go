@@ -145,6 +145,14 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"token file", map[string]string{config.EnvRoleArn: testArn, config.EnvTokenFile: "relative/token"}, []string{config.EnvTokenFile}},
 		{"log level", map[string]string{config.EnvRoleArn: testArn, "AWS_LAMBDA_LOG_LEVEL": "LOUD"}, []string{"AWS_LAMBDA_LOG_LEVEL"}},
 		{"client role", map[string]string{config.EnvRoleArn: testArn, config.EnvClientRole: "writer"}, []string{config.EnvClientRole, "not a configured role"}},
+		{"port leading zero", map[string]string{config.EnvRoleArn: testArn, config.EnvPort: "02775"}, []string{config.EnvPort, "plain number"}},
+		{"port plus", map[string]string{config.EnvRoleArn: testArn, config.EnvPort: "+2775"}, []string{config.EnvPort, "plain number"}},
+		{"privileged port", map[string]string{config.EnvRoleArn: testArn, config.EnvPort: "80"}, []string{config.EnvPort, "1024"}},
+		{"aws region", map[string]string{config.EnvRoleArn: testArn, "AWS_REGION": "Moon"}, []string{"AWS_REGION:", config.EnvSTSRegion}},
+		{"duration conflict", map[string]string{config.EnvAssumeRole: `{"RoleArn":"` + testArn + `","DurationSeconds":3600}`, config.EnvDurationSeconds: "900"}, []string{config.EnvDurationSeconds, "conflicts"}},
+		{"dot role", map[string]string{config.EnvRoles: `{"..":{"RoleArn":"` + testArn + `"}}`}, []string{config.EnvRoles, "role name"}},
+		{"duplicate role", map[string]string{config.EnvRoles: `{"a":{"RoleArn":"` + testArn + `"},"a":{"RoleArn":"` + testArn + `"}}`}, []string{`"a" appears more than once`}},
+		{"tag charset", map[string]string{config.EnvAssumeRole: `{"RoleArn":"` + testArn + `","Tags":[{"Key":"a;b","Value":"1"}]}`}, []string{"Tags[0]", "letters"}},
 		{"short flag", map[string]string{config.EnvRoleArn: testArn, config.EnvAllowShortDurations: "maybe"}, []string{config.EnvAllowShortDurations}},
 	}
 	for _, tc := range cases {
@@ -183,6 +191,22 @@ func TestAllErrorsReportedTogether(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n < 5 {
 		t.Errorf("want at least 5 separate errors, got %d: %q", n, err)
+	}
+}
+
+// A broken JSON variable does not hide the flat variables' errors.
+func TestJSONErrorDoesNotHideOthers(t *testing.T) {
+	_, err := config.Load(base(map[string]string{config.EnvAssumeRole: `{`, config.EnvRoleArn: "nope"}))
+	if err == nil || !strings.Contains(err.Error(), config.EnvAssumeRole+": invalid JSON") || !strings.Contains(err.Error(), config.EnvRoleArn+": ") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// An endpoint URL with a password is refused without echoing the password.
+func TestEndpointPasswordNotEchoed(t *testing.T) {
+	_, err := config.Load(base(map[string]string{config.EnvRoleArn: testArn, config.EnvSTSEndpoint: "https://user:s3cret@sts.example"}))
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "user information") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

@@ -46,6 +46,7 @@ var (
 	externalIDPattern  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	roleNamePattern    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	sessionNameInvalid = regexp.MustCompile(`[^\w+=,.@-]`)
+	tagTextPattern     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 )
 
 // roles assembles the default role (from the flat variables and/or
@@ -121,10 +122,13 @@ func (l *loader) defaultRole() (AssumeRole, map[string]string, bool) {
 	// name what the user actually wrote.
 	src := map[string]string{}
 	js := l.get(EnvAssumeRole)
+	jsonOK := true
 	if js != "" {
 		if err := decodeStrict(js, &r); err != nil {
+			// Keep going: the flat variables are still checked, so every
+			// error is reported in one go.
 			l.fail(EnvAssumeRole, "%v", err)
-			return r, nil, false
+			r, jsonOK = AssumeRole{}, false
 		}
 	}
 	set := func(env string, field *string, jsonName string) {
@@ -145,8 +149,14 @@ func (l *loader) defaultRole() (AssumeRole, map[string]string, bool) {
 		}
 		r.ExternalId, src["ExternalId"] = aws.String(v), EnvExternalID
 	}
+	if v := l.get(EnvDurationSeconds); v != "" && r.DurationSeconds != nil && strconv.Itoa(int(*r.DurationSeconds)) != v {
+		l.fail(EnvDurationSeconds, "conflicts with %s.DurationSeconds; set it in one place", EnvAssumeRole)
+	}
 	if js == "" && r.RoleArn == "" && (r.RoleSessionName != "" || r.ExternalId != nil) {
 		l.fail(EnvRoleArn, "is required when %s or %s is set", EnvRoleSessionName, EnvExternalID)
+	}
+	if !jsonOK && r.RoleArn == "" {
+		return r, src, false // the JSON error says it all
 	}
 	return r, src, js != "" || r.RoleArn != ""
 }
@@ -161,11 +171,14 @@ func (l *loader) namedRoles() map[string]AssumeRole {
 		l.fail(EnvRoles, "%v (want a JSON object {\"name\": {\"RoleArn\": ...}})", err)
 		return nil
 	}
+	for _, name := range duplicateKeys(js) {
+		l.fail(EnvRoles, "role name %q appears more than once", name)
+	}
 	if len(m) == 0 {
 		l.fail(EnvRoles, "is an empty object; remove it or name at least one role")
 	}
 	for name := range m {
-		if !roleNamePattern.MatchString(name) {
+		if !roleNamePattern.MatchString(name) || name == "." || name == ".." {
 			l.fail(EnvRoles, "role name %q must be 1-64 characters of A-Z a-z 0-9 _ . -", name)
 			delete(m, name)
 		} else if name == DefaultRoleName {
@@ -174,6 +187,32 @@ func (l *loader) namedRoles() map[string]AssumeRole {
 		}
 	}
 	return m
+}
+
+// duplicateKeys lists the keys that appear more than once in a top-level
+// JSON object: encoding/json would silently keep the last one.
+func duplicateKeys(js string) []string {
+	dec := json.NewDecoder(strings.NewReader(js))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	seen, dups := map[string]bool{}, []string(nil)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return dups
+		}
+		key, _ := t.(string)
+		if seen[key] {
+			dups = append(dups, key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return dups
+		}
+	}
+	return dups
 }
 
 // decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
@@ -264,6 +303,9 @@ func (r *AssumeRole) listProblems() []problem {
 	for i, t := range r.Tags {
 		if len(t.Key) < 1 || len(t.Key) > 128 || len(t.Value) > 256 {
 			add(fmt.Sprintf("Tags[%d]", i), "keys are 1-128 and values 0-256 characters")
+		}
+		if !tagTextPattern.MatchString(t.Key) || !tagTextPattern.MatchString(t.Value) {
+			add(fmt.Sprintf("Tags[%d]", i), "keys and values may hold letters, digits, spaces and _.:/=+-@ only")
 		}
 		if keys[strings.ToLower(t.Key)] {
 			add(fmt.Sprintf("Tags[%d].Key", i), "%q is repeated (tag keys are case-insensitive)", t.Key)

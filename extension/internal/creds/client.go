@@ -13,6 +13,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
+// STSMaxBackoff caps the SDK retryer's delay between attempts, so a
+// refresh's worst case is MaxAttempts*Timeout + (MaxAttempts-1)*STSMaxBackoff.
+const STSMaxBackoff = 2 * time.Second
+
+// RefreshBudget is that worst case plus a second of slack: the bound to put
+// on one refresh (Options.RefreshTimeout).
+func RefreshBudget(o STSOptions) time.Duration {
+	n := time.Duration(o.MaxAttempts)
+	return n*o.Timeout + (n-1)*STSMaxBackoff + time.Second
+}
+
 // STSOptions are the seed's sts_client_kwargs analogues.
 type STSOptions struct {
 	Region      string
@@ -33,6 +44,7 @@ func NewSTSClient(ctx context.Context, o STSOptions) (*sts.Client, error) {
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = o.MaxAttempts
+				so.MaxBackoff = STSMaxBackoff
 				so.RateLimiter = ratelimit.None
 			})
 		}),

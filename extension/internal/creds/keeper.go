@@ -99,6 +99,10 @@ func NewKeeper(client AssumeRoleAPIClient, input *sts.AssumeRoleInput, optFns ..
 	for _, fn := range optFns {
 		fn(&o)
 	}
+	// Decisions use the wall clock only: a monotonic reading (which may not
+	// advance while Lambda freezes the sandbox) must not stretch a backoff.
+	clock := o.Now
+	o.Now = func() time.Time { return clock().Round(0) }
 	k := &Keeper{client: client, input: *input, opts: o,
 		configured: time.Duration(aws.ToInt32(input.DurationSeconds)) * time.Second}
 	if k.configured <= 0 {
@@ -130,13 +134,25 @@ func (k *Keeper) Credentials(ctx context.Context) (aws.Credentials, error) {
 	case k.opts.RefreshInBackground || k.gate(now) != nil:
 		k.refreshInBackground(now)
 	default:
-		wctx, cancel := context.WithTimeout(ctx, k.opts.StaleWait)
-		defer cancel()
-		if c, err := k.wait(wctx, now); err == nil {
-			return c, nil
-		}
-		// Failed or slow: the refresh's own failure is logged; serve the
-		// still-valid credentials.
+		return k.refreshBriefly(ctx, e, now)
+	}
+	k.served.Add(1)
+	return e.creds, nil
+}
+
+// refreshBriefly is deferred mode inside the refresh window: wait a little
+// for the refresh, so the caller leaves with fresh credentials; if STS fails
+// or is slow, serve e, unless the wait took it to the floor.
+func (k *Keeper) refreshBriefly(ctx context.Context, e *entry, now time.Time) (aws.Credentials, error) {
+	wctx, cancel := context.WithTimeout(ctx, min(k.opts.StaleWait, e.floorAt.Sub(now)))
+	defer cancel()
+	if c, err := k.wait(wctx, now); err == nil {
+		return c, nil
+	}
+	// The refresh's own failure is logged. Check the clock again: time
+	// passed (or the sandbox froze) while we waited.
+	if now = k.opts.Now(); !now.Before(e.floorAt) {
+		return k.wait(ctx, now)
 	}
 	k.served.Add(1)
 	return e.creds, nil
@@ -224,6 +240,9 @@ func (k *Keeper) refresh() (any, error) {
 	start := k.opts.Now()
 	if e := k.cur.Load(); e != nil && start.Before(e.refreshAt) {
 		return e, nil // a flight that just finished already did the work
+	}
+	if err := k.gate(start); err != nil {
+		return nil, err // a flight that just finished failed: honour its backoff
 	}
 	ctx, cancel := context.WithTimeout(k.base, k.opts.RefreshTimeout)
 	defer cancel()

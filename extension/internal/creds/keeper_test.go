@@ -470,3 +470,44 @@ func BenchmarkKeeperCredentials(b *testing.B) {
 		}
 	})
 }
+
+// Deferred mode waiting inside the window must not hand out credentials that
+// reached the floor while it waited (here the clock jumps, as on a thaw).
+func TestBriefWaitRechecksTheFloor(t *testing.T) {
+	f := newFixture(t, 3600, func(o *creds.Options) { o.StaleWait = 100 * time.Millisecond })
+	first := f.get(t)
+	floor := first.Expires.Add(-creds.WindowFor(time.Hour).Floor)
+	f.clock.Set(floor.Add(-time.Second))
+	release := f.sts.Hold()
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		f.clock.Advance(2 * time.Second) // past the floor during the wait
+		time.Sleep(200 * time.Millisecond)
+		release()
+	}()
+	got := f.get(t)
+	if got.AccessKeyID == first.AccessKeyID {
+		t.Fatalf("served credentials that reached the floor during the wait")
+	}
+}
+
+// A crowd arriving as a flight fails must not start a second flight: the
+// backoff that failure set applies to them too.
+func TestFailedFlightBackoffHoldsForLateJoiners(t *testing.T) {
+	for round := range 50 {
+		f := newFixture(t, 3600)
+		f.sts.Fail(&ststest.Failure{Status: 503, Code: "ServiceUnavailable", Message: "down"})
+		var wg sync.WaitGroup
+		for range 1000 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = f.keeper.Credentials(context.Background())
+			}()
+		}
+		wg.Wait()
+		if n := f.sts.Calls(); n != 2 { // one flight: the SDK's 2 attempts
+			t.Fatalf("round %d: %d STS requests, want the 2 of a single flight", round, n)
+		}
+	}
+}
