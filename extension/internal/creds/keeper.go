@@ -72,6 +72,8 @@ type Keeper struct {
 	// refreshing is true from the moment a refresh is started until it ends,
 	// so a burst of requests starts one flight and Health can report it.
 	refreshing atomic.Bool
+	// flightStart is when the refresh in flight called STS (Unix ns).
+	flightStart atomic.Int64
 
 	stsCalls, stsFailures, served, waited atomic.Int64
 }
@@ -144,6 +146,12 @@ func (k *Keeper) Credentials(ctx context.Context) (aws.Credentials, error) {
 // for the refresh, so the caller leaves with fresh credentials; if STS fails
 // or is slow, serve e, unless the wait took it to the floor.
 func (k *Keeper) refreshBriefly(ctx context.Context, e *entry, now time.Time) (aws.Credentials, error) {
+	if k.refreshing.Load() && now.Sub(time.Unix(0, k.flightStart.Load())) >= k.opts.StaleWait {
+		// STS is already slow for this flight: do not make every request in
+		// the window pay the wait again.
+		k.served.Add(1)
+		return e.creds, nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, min(k.opts.StaleWait, e.floorAt.Sub(now)))
 	defer cancel()
 	if c, err := k.wait(wctx, now); err == nil {
@@ -247,6 +255,7 @@ func (k *Keeper) refresh() (any, error) {
 	ctx, cancel := context.WithTimeout(k.base, k.opts.RefreshTimeout)
 	defer cancel()
 	in := k.input // a copy: the SDK must not share our input across calls
+	k.flightStart.Store(start.UnixNano())
 	k.stsCalls.Add(1)
 	out, err := k.client.AssumeRole(ctx, &in)
 	now := k.opts.Now()

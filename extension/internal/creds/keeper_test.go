@@ -171,6 +171,15 @@ func TestRefreshWindow(t *testing.T) {
 			if fresh := got.AccessKeyID != first.AccessKeyID; fresh != tc.wantFresh {
 				t.Fatalf("fresh = %v, want %v", fresh, tc.wantFresh)
 			}
+			if tc.slowSTS {
+				// The flight is now older than StaleWait: later requests
+				// are served at once instead of waiting again.
+				f.clock.Advance(time.Second)
+				waited := f.keeper.Health().Waited
+				if f.get(t).AccessKeyID != first.AccessKeyID || f.keeper.Health().Waited != waited {
+					t.Fatal("a request waited again on a flight already known to be slow")
+				}
+			}
 			if release != nil {
 				release()
 			}
