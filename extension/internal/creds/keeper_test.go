@@ -483,7 +483,7 @@ func BenchmarkKeeperCredentials(b *testing.B) {
 // Deferred mode waiting inside the window must not hand out credentials that
 // reached the floor while it waited (here the clock jumps, as on a thaw).
 func TestBriefWaitRechecksTheFloor(t *testing.T) {
-	f := newFixture(t, 3600, func(o *creds.Options) { o.StaleWait = 100 * time.Millisecond })
+	f := newFixture(t, 3600, func(o *creds.Options) { o.StaleWait = time.Second })
 	first := f.get(t)
 	floor := first.Expires.Add(-creds.WindowFor(time.Hour).Floor)
 	f.clock.Set(floor.Add(-time.Second))
@@ -491,7 +491,7 @@ func TestBriefWaitRechecksTheFloor(t *testing.T) {
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		f.clock.Advance(2 * time.Second) // past the floor during the wait
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(1300 * time.Millisecond) // after the brief wait gave up
 		release()
 	}()
 	got := f.get(t)
