@@ -490,7 +490,7 @@ func TestBriefWaitRechecksTheFloor(t *testing.T) {
 	release := f.sts.Hold()
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		f.clock.Advance(2 * time.Second) // past the floor during the wait
+		f.clock.Advance(2 * time.Second)    // past the floor during the wait
 		time.Sleep(1300 * time.Millisecond) // after the brief wait gave up
 		release()
 	}()
