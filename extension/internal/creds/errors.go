@@ -69,13 +69,6 @@ func classify(role, arn string, err error) *Error {
 	return e
 }
 
-// IsRoleChainingLimit reports whether err is STS refusing a DurationSeconds
-// above the 1 h role-chaining cap.
-func IsRoleChainingLimit(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == "ValidationError" && strings.Contains(e.Message, "role chaining")
-}
-
 // rootCause is the innermost error's text: it names the network problem
 // ("connection refused") without the SDK's long operation prefix.
 func rootCause(err error) string {

@@ -41,7 +41,6 @@ type Server struct {
 	calls atomic.Int64
 
 	mu       sync.Mutex
-	lifetime time.Duration // zero: use DurationSeconds from the request
 	failure  *Failure
 	gate     chan struct{} // non-nil: requests wait until it is closed
 	delay    time.Duration // every answer waits this long
@@ -70,13 +69,6 @@ func (s *Server) Client(maxAttempts int) *sts.Client {
 			o.RateLimiter = ratelimit.None
 		}),
 	})
-}
-
-// SetLifetime forces the lifetime of issued credentials (0: as requested).
-func (s *Server) SetLifetime(d time.Duration) {
-	s.mu.Lock()
-	s.lifetime = d
-	s.mu.Unlock()
 }
 
 // Fail makes every call fail with f until Fail(nil).
@@ -135,7 +127,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	s.requests = append(s.requests, r.PostForm)
-	gate, failure, lifetime, delay := s.gate, s.failure, s.lifetime, s.delay
+	gate, failure, delay := s.gate, s.failure, s.delay
 	s.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -155,11 +147,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, *failure)
 		return
 	}
-	if lifetime == 0 {
-		secs, _ := strconv.Atoi(r.PostForm.Get("DurationSeconds"))
-		lifetime = time.Duration(secs) * time.Second
-	}
-	s.writeCredentials(w, r.PostForm, lifetime)
+	secs, _ := strconv.Atoi(r.PostForm.Get("DurationSeconds"))
+	s.writeCredentials(w, r.PostForm, time.Duration(secs)*time.Second)
 }
 
 func (s *Server) writeCredentials(w http.ResponseWriter, form url.Values, lifetime time.Duration) {
