@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,14 +85,7 @@ type Config struct {
 }
 
 // RoleNames returns the configured role names, sorted, for stable output.
-func (c *Config) RoleNames() []string {
-	names := make([]string, 0, len(c.Roles))
-	for n := range c.Roles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (c *Config) RoleNames() []string { return slices.Sorted(maps.Keys(c.Roles)) }
 
 // FieldError is one invalid variable. Load joins them with errors.Join.
 type FieldError struct {
@@ -225,12 +219,7 @@ func (l *loader) clientRole(roles map[string]*sts.AssumeRoleInput) {
 		return
 	}
 	if _, ok := roles[v]; !ok {
-		names := make([]string, 0, len(roles))
-		for n := range roles {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		l.fail(EnvClientRole, "%q is not a configured role; configured: %s", v, strings.Join(names, ", "))
+		l.fail(EnvClientRole, "%q is not a configured role; configured: %s", v, strings.Join(slices.Sorted(maps.Keys(roles)), ", "))
 	}
 }
 

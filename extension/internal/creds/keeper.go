@@ -133,8 +133,9 @@ func (k *Keeper) Credentials(ctx context.Context) (aws.Credentials, error) {
 	case e == nil || !now.Before(e.floorAt):
 		return k.wait(ctx, now)
 	case now.Before(e.refreshAt):
-	case k.opts.RefreshInBackground || k.gate(now) != nil:
+	case k.opts.RefreshInBackground:
 		k.refreshInBackground(now)
+	case k.gate(now) != nil: // deferred, in backoff: serve the still-valid ones
 	default:
 		return k.refreshBriefly(ctx, e, now)
 	}

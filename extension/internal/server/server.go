@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,14 +156,25 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) int {
 	return 0
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request) int {
-	p := r.URL.Path
+// parsePath maps a request path to its route ("credentials" or "health";
+// "" for none) and, for credentials, the role name.
+func parsePath(p string) (route, role string) {
 	switch {
 	case p == "/v1/credentials":
-		return s.credentials(w, r, DefaultRole)
+		return "credentials", DefaultRole
 	case strings.HasPrefix(p, "/v1/credentials/"):
-		return s.credentials(w, r, strings.TrimPrefix(p, "/v1/credentials/"))
+		return "credentials", strings.TrimPrefix(p, "/v1/credentials/")
 	case p == "/v1/health":
+		return "health", ""
+	}
+	return "", ""
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) int {
+	switch route, role := parsePath(r.URL.Path); route {
+	case "credentials":
+		return s.credentials(w, r, role)
+	case "health":
 		return s.health(w)
 	}
 	return writeError(w, http.StatusNotFound, "NotFound", "no such path; use /v1/credentials, /v1/credentials/{name} or /v1/health")
@@ -173,7 +185,7 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, name string
 	if !ok {
 		return writeError(w, http.StatusNotFound, "RoleNotFound",
 			// The requested name is not echoed: it is the caller's text.
-			"no such role is configured; configured roles: "+strings.Join(s.names(), ", "))
+			"no such role is configured; configured roles: "+strings.Join(slices.Sorted(maps.Keys(s.roles)), ", "))
 	}
 	// No timeout of our own: a wait on STS is bounded by the keeper's
 	// refresh timeout, and a client that gives up cancels r.Context().
@@ -226,27 +238,17 @@ func (s *Server) health(w http.ResponseWriter) int {
 // routeLabel names the route for logs: a configured role's name, or a
 // fixed word. Never caller-controlled text.
 func (s *Server) routeLabel(p string) string {
-	switch {
-	case p == "/v1/credentials":
-		return "credentials/" + DefaultRole
-	case p == "/v1/health":
-		return "health"
-	case strings.HasPrefix(p, "/v1/credentials/"):
-		if _, ok := s.roles[strings.TrimPrefix(p, "/v1/credentials/")]; ok {
-			return p[len("/v1/"):]
+	route, role := parsePath(p)
+	if route == "credentials" {
+		if _, ok := s.roles[role]; !ok {
+			role = "unknown"
 		}
-		return "credentials/unknown"
+		return route + "/" + role
 	}
-	return "unknown"
-}
-
-func (s *Server) names() []string {
-	names := make([]string, 0, len(s.roles))
-	for n := range s.roles {
-		names = append(names, n)
+	if route == "" {
+		return "unknown"
 	}
-	sort.Strings(names)
-	return names
+	return route
 }
 
 // allowedHost accepts 127.0.0.1:PORT and localhost:PORT, PORT being the one
