@@ -197,12 +197,18 @@ func TestWrapperExports(t *testing.T) {
 					t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 				}
 				for _, k := range []string{
-					"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+					"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 					"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 				} {
 					if v, ok := got.Env[k]; ok {
 						t.Errorf("%s still set to %q", k, v)
 					}
+				}
+				// Kept as Lambda set it: the Parameters and Secrets extension
+				// authenticates the function by it, and without the key id
+				// and secret no SDK's env provider uses it.
+				if v := got.Env["AWS_SESSION_TOKEN"]; v != "execution-session" {
+					t.Errorf("AWS_SESSION_TOKEN = %q, want it kept as Lambda set it", v)
 				}
 				if v := got.Env["AWS_CONTAINER_CREDENTIALS_FULL_URI"]; v != tt.wantURI {
 					t.Errorf("AWS_CONTAINER_CREDENTIALS_FULL_URI = %q, want %q", v, tt.wantURI)

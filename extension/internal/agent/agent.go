@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
@@ -45,6 +46,9 @@ type Options struct {
 	PrefetchWait time.Duration
 	// ShutdownMargin is kept free before the SHUTDOWN deadline. Default 100ms.
 	ShutdownMargin time.Duration
+	// TimerMaxSleep is the longest the eager refresh timer sleeps between
+	// wall-clock checks where no INVOKE event comes. Default 1 min.
+	TimerMaxSleep time.Duration
 	// APIOptions tune the Extensions API client.
 	APIOptions []func(*extapi.Options)
 }
@@ -57,7 +61,7 @@ func Run(ctx context.Context, cfg *config.Config, cfgErr error, o Options) error
 	if cfg.RuntimeAPI == "" {
 		return errors.Join(cfgErr, errors.New("AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension"))
 	}
-	a := &agent{cfg: cfg, o: o, api: extapi.New(cfg.RuntimeAPI, o.APIOptions...)}
+	a := &agent{cfg: cfg, o: o, api: extapi.New(cfg.RuntimeAPI, o.APIOptions...), stopTimers: func() {}}
 	if cfgErr != nil {
 		return a.failInit(ctx, ErrConfigInvalid, fmt.Errorf("invalid configuration: %w", cfgErr))
 	}
@@ -86,6 +90,9 @@ func (o *Options) defaults() {
 	if o.ShutdownMargin == 0 {
 		o.ShutdownMargin = 100 * time.Millisecond
 	}
+	if o.TimerMaxSleep == 0 {
+		o.TimerMaxSleep = time.Minute
+	}
 }
 
 type agent struct {
@@ -96,13 +103,15 @@ type agent struct {
 	srv     *server.Server
 	served  chan error // Serve's result
 	ready   chan struct{}
+	// stopTimers ends the eager refresh timers, if any run.
+	stopTimers context.CancelFunc
 }
 
 // failInit registers (the API wants an identifier on init/error), reports
 // err and returns it. Nothing has been served.
 func (a *agent) failInit(ctx context.Context, errType string, err error) error {
 	a.o.Logger.Error("init failed", "errorType", errType, "error", err.Error())
-	if _, rerr := a.api.Register(ctx, a.o.Name); rerr != nil {
+	if _, _, rerr := a.register(ctx); rerr != nil {
 		return errors.Join(err, rerr)
 	}
 	if rerr := a.api.InitError(ctx, errType, err); rerr != nil {
@@ -142,7 +151,8 @@ func (a *agent) start(ctx context.Context) error {
 	} else {
 		close(a.ready)
 	}
-	a.o.Logger.Info("extension started", "mode", a.cfg.Mode, "address", ln.Addr().String(), "roles", a.cfg.RoleNames())
+	a.o.Logger.Info("extension started", "mode", a.cfg.Mode, "address", ln.Addr().String(), "roles", a.cfg.RoleNames(),
+		"initializationType", a.cfg.InitializationType, "uid", os.Geteuid())
 	return nil
 }
 
@@ -193,11 +203,11 @@ func (a *agent) writeToken() (string, error) {
 	token := base64.RawURLEncoding.EncodeToString(b)
 	dir := filepath.Dir(a.cfg.TokenFile)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("token file directory %s: %w", dir, err)
+		return "", a.tokenDirError(dir, err)
 	}
 	tmp, err := os.CreateTemp(dir, ".token-*")
 	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
+		return "", a.tokenDirError(dir, err)
 	}
 	defer os.Remove(tmp.Name())
 	if err := writeClose(tmp, token); err != nil {
@@ -219,4 +229,20 @@ func writeClose(f *os.File, s string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// tokenDirError explains a token directory this process cannot write. On
+// Lambda Managed Instances extensions and the runtime run as uid 993, not
+// as root, so a directory made by another user (or a read-only path) stops
+// the extension here, before anything is served.
+func (a *agent) tokenDirError(dir string, err error) error {
+	why := ""
+	if fi, serr := os.Stat(dir); serr == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			why = fmt.Sprintf(" (it is owned by uid %d, mode %s)", st.Uid, fi.Mode().Perm())
+		}
+	}
+	return fmt.Errorf("token file %s: this process (uid %d) cannot create it in %s%s: %w; "+
+		"set %s to a path in a directory this user may write, such as %s",
+		a.cfg.TokenFile, os.Geteuid(), dir, why, err, config.EnvTokenFile, config.DefaultTokenFile)
 }

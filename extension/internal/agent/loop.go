@@ -14,7 +14,7 @@ import (
 // run registers, waits (eager) for the prefetch within a bound, then loops
 // on /event/next until SHUTDOWN or ctx ends.
 func (a *agent) run(ctx context.Context) error {
-	reg, err := a.api.Register(ctx, a.o.Name)
+	reg, invokes, err := a.register(ctx)
 	if err != nil {
 		a.stop(context.Background(), time.Now().Add(time.Second))
 		if ctx.Err() != nil {
@@ -26,8 +26,11 @@ func (a *agent) run(ctx context.Context) error {
 		}
 		return fmt.Errorf("register: %w", err)
 	}
-	a.o.Logger.Info("registered", "function", reg.FunctionName, "version", reg.FunctionVersion)
+	a.o.Logger.Info("registered", "function", reg.FunctionName, "version", reg.FunctionVersion, "invokeEvents", invokes)
 	a.awaitPrefetch(ctx)
+	if a.cfg.Mode == config.ModeEager && !invokes {
+		a.startTimers()
+	}
 	for {
 		ev, err := a.next(ctx)
 		switch {
@@ -49,6 +52,39 @@ func (a *agent) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// register subscribes to INVOKE and SHUTDOWN, or to SHUTDOWN alone on
+// Lambda Managed Instances, which refuse INVOKE. If another execution model
+// refuses INVOKE too (403 Extension.InvalidEventType), it registers again
+// for SHUTDOWN alone rather than exit: an extension that exits during init
+// fails the function's whole environment, and INVOKE is an event the
+// extension can live without (eager mode then refreshes on a timer).
+func (a *agent) register(ctx context.Context) (reg *extapi.Registration, invokes bool, err error) {
+	if a.cfg.ManagedInstances() {
+		reg, err = a.api.Register(ctx, a.o.Name, extapi.Shutdown)
+		return reg, false, err
+	}
+	reg, err = a.api.Register(ctx, a.o.Name, extapi.Invoke, extapi.Shutdown)
+	var se *extapi.StatusError
+	if errors.As(err, &se) && se.ErrorType == extapi.ErrInvalidEventType {
+		a.o.Logger.Warn("the Extensions API refused INVOKE events; registering for SHUTDOWN alone",
+			"initializationType", a.cfg.InitializationType, "mode", a.cfg.Mode)
+		reg, err = a.api.Register(ctx, a.o.Name, extapi.Shutdown)
+		return reg, false, err
+	}
+	return reg, err == nil, err
+}
+
+// startTimers runs each keeper's wall-clock refresh until stop: eager mode
+// where no INVOKE event drives refreshes.
+func (a *agent) startTimers() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopTimers = cancel
+	for _, k := range a.keepers {
+		go k.KeepFresh(ctx, a.o.TimerMaxSleep)
+	}
+	a.o.Logger.Info("refreshing on a timer (no INVOKE events in this execution model)", "maxSleep", a.o.TimerMaxSleep.String())
 }
 
 // awaitPrefetch holds the first /event/next until the eager prefetch ends,
@@ -115,6 +151,7 @@ func (a *agent) stop(ctx context.Context, deadline time.Time) {
 	defer cancel()
 	// Abort STS calls first: a request waiting on one then gets its 503 at
 	// once, and the server's shutdown need not wait for it.
+	a.stopTimers()
 	for _, k := range a.keepers {
 		k.Close()
 	}

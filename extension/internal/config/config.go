@@ -28,6 +28,17 @@ const (
 	ModeEager Mode = "eager"
 )
 
+// Values of AWS_LAMBDA_INITIALIZATION_TYPE, which Lambda sets in the
+// extension's environment.
+const (
+	InitOnDemand          = "on-demand"
+	InitProvisioned       = "provisioned-concurrency"
+	InitSnapStart         = "snap-start"
+	InitManagedInstances  = "lambda-managed-instances"
+	EnvInitializationType = "AWS_LAMBDA_INITIALIZATION_TYPE"
+	envRuntimeAPI         = "AWS_LAMBDA_RUNTIME_API"
+)
+
 // DefaultRoleName is the name under which the default role is served
 // (/v1/credentials and /v1/credentials/default).
 const DefaultRoleName = "default"
@@ -82,7 +93,15 @@ type Config struct {
 	STSTimeout     time.Duration // per AssumeRole attempt
 	RuntimeAPI     string        // AWS_LAMBDA_RUNTIME_API, host:port
 	Log            LogConfig
+	// InitializationType is AWS_LAMBDA_INITIALIZATION_TYPE (empty outside
+	// Lambda and in older emulators).
+	InitializationType string
 }
+
+// ManagedInstances reports whether this is a Lambda Managed Instances
+// environment: no INVOKE events for extensions, never frozen, many
+// invocations at once.
+func (c *Config) ManagedInstances() bool { return c.InitializationType == InitManagedInstances }
 
 // RoleNames returns the configured role names, sorted, for stable output.
 func (c *Config) RoleNames() []string { return slices.Sorted(maps.Keys(c.Roles)) }
@@ -107,16 +126,18 @@ var reservedPorts = map[int]string{
 // still carries the log settings so the failure can be reported properly.
 func Load(getenv func(string) string) (*Config, error) {
 	l := &loader{getenv: getenv}
+	initType := strings.TrimSpace(getenv(EnvInitializationType))
 	c := &Config{
-		Mode:           l.mode(),
-		Port:           l.port(),
-		TokenFile:      l.tokenFile(),
-		STSRegion:      l.region(),
-		STSEndpoint:    l.endpoint(),
-		STSMaxAttempts: l.intRange(EnvSTSMaxAttempts, DefaultSTSMaxAttempts, 1, 10),
-		STSTimeout:     l.duration(EnvSTSTimeout, DefaultSTSTimeout, 100*time.Millisecond, time.Minute),
-		RuntimeAPI:     strings.TrimSpace(getenv("AWS_LAMBDA_RUNTIME_API")),
-		Log:            l.logConfig(),
+		InitializationType: initType,
+		Mode:               l.mode(initType == InitManagedInstances),
+		Port:               l.port(),
+		TokenFile:          l.tokenFile(),
+		STSRegion:          l.region(),
+		STSEndpoint:        l.endpoint(),
+		STSMaxAttempts:     l.intRange(EnvSTSMaxAttempts, DefaultSTSMaxAttempts, 1, 10),
+		STSTimeout:         l.duration(EnvSTSTimeout, DefaultSTSTimeout, 100*time.Millisecond, time.Minute),
+		RuntimeAPI:         strings.TrimSpace(getenv(envRuntimeAPI)),
+		Log:                l.logConfig(),
 	}
 	c.Roles = l.roles()
 	l.clientRole(c.Roles)
@@ -134,9 +155,19 @@ func (l *loader) fail(v, format string, args ...any) {
 
 func (l *loader) get(name string) string { return strings.TrimSpace(l.getenv(name)) }
 
-func (l *loader) mode() Mode {
+// mode defaults to deferred, except on Lambda Managed Instances: there an
+// environment lives long and serves many invocations at once, nothing is
+// frozen, and no INVOKE event marks a cold start, so eager mode's timer
+// keeps credentials fresh in the background and no request ever waits on
+// STS (deferred would make one request per refresh wait).
+func (l *loader) mode(managedInstances bool) Mode {
 	switch v := strings.ToLower(l.get(EnvMode)); v {
-	case "", string(ModeDeferred):
+	case "":
+		if managedInstances {
+			return ModeEager
+		}
+		return ModeDeferred
+	case string(ModeDeferred):
 		return ModeDeferred
 	case string(ModeEager):
 		return ModeEager

@@ -268,3 +268,31 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestModeDefaultByExecutionModel: deferred by default, eager by default on
+// Lambda Managed Instances, and an explicit CREDENTIAL_REFRESH_MODE wins on
+// both.
+func TestModeDefaultByExecutionModel(t *testing.T) {
+	for _, tc := range []struct {
+		initType, mode string
+		want           config.Mode
+		lmi            bool
+	}{
+		{"", "", config.ModeDeferred, false},
+		{config.InitOnDemand, "", config.ModeDeferred, false},
+		{config.InitSnapStart, "", config.ModeDeferred, false},
+		{config.InitManagedInstances, "", config.ModeEager, true},
+		{config.InitManagedInstances, "deferred", config.ModeDeferred, true},
+		{config.InitOnDemand, "eager", config.ModeEager, false},
+	} {
+		c, err := config.Load(base(map[string]string{config.EnvRoleArn: testArn,
+			config.EnvInitializationType: tc.initType, config.EnvMode: tc.mode}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Mode != tc.want || c.ManagedInstances() != tc.lmi || c.InitializationType != tc.initType {
+			t.Errorf("%s=%q %s=%q: mode %s, managed instances %v; want %s, %v",
+				config.EnvInitializationType, tc.initType, config.EnvMode, tc.mode, c.Mode, c.ManagedInstances(), tc.want, tc.lmi)
+		}
+	}
+}

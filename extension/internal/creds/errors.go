@@ -62,12 +62,23 @@ func classify(role, arn string, err error) *Error {
 	default:
 		e.Code, e.Message, e.Retryable = "ConnectionError", "could not reach STS: "+rootCause(err), true
 	}
-	if e.Code == "ValidationError" && strings.Contains(e.Message, "role chaining") {
+	switch {
+	case e.Code == "ValidationError" && strings.Contains(e.Message, "role chaining"):
 		e.Message += " (inside Lambda the execution role's credentials are role credentials, so AssumeRole is always role chaining: " +
 			"set CREDENTIAL_REFRESH_DURATION_SECONDS to 3600 or less)"
+	case e.Code == "ExpiredToken":
+		e.Message += BaseCredentialsExpiredHint
 	}
 	return e
 }
+
+// BaseCredentialsExpiredHint follows STS's ExpiredToken: the token that
+// expired is the one AssumeRole was signed with, the execution role's.
+const BaseCredentialsExpiredHint = " (these are the execution role's credentials, which Lambda gave this execution environment " +
+	"and the extension signs AssumeRole with, not the assumed role's: they expired, and an extension cannot renew them. " +
+	"Lambda gives a new execution environment new ones: on Lambda Managed Instances, publish a new function version or " +
+	"update the function's configuration to replace the environments; elsewhere, check the clock. " +
+	"Credentials already fetched are served until their own expiry)"
 
 // rootCause is the innermost error's text: it names the network problem
 // ("connection refused") without the SDK's long operation prefix.

@@ -191,6 +191,48 @@ func (k *Keeper) Prefetch(ctx context.Context) error {
 	}
 }
 
+// KeepFresh refreshes on the wall clock until ctx ends. Eager mode uses it
+// where no INVOKE event comes to drive refreshes (Lambda Managed Instances,
+// whose environments are never frozen). It sleeps until the refresh point,
+// which carries the entry's jitter, or until a backoff ends, then refreshes
+// through the single flight and waits for the outcome. It never sleeps
+// longer than maxSleep, so a jump of the wall clock (a freeze, a restore
+// from a snapshot) is noticed; requests check the clock themselves anyway.
+func (k *Keeper) KeepFresh(ctx context.Context, maxSleep time.Duration) {
+	const minSleep = 100 * time.Millisecond // no busy loop if STS hands out short-lived credentials
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := k.opts.Now()
+		if due := k.due(now); !due.After(now) {
+			_ = k.Prefetch(ctx) // a failure is logged and sets the backoff that due reads
+			now = k.opts.Now()
+		}
+		t.Reset(min(max(k.due(now).Sub(now), minSleep), maxSleep))
+	}
+}
+
+// due is when the next refresh should start: the refresh point of the
+// current credentials (now if there are none, or none servable), pushed back
+// to the end of a backoff in force.
+func (k *Keeper) due(now time.Time) time.Time {
+	at := now
+	if e := k.cur.Load(); e != nil && now.Before(e.refreshAt) {
+		at = e.refreshAt
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fail.count > 0 && k.fail.nextAttempt.After(at) {
+		at = k.fail.nextAttempt
+	}
+	return at
+}
+
 func (k *Keeper) wait(ctx context.Context, now time.Time) (aws.Credentials, error) {
 	if err := k.gate(now); err != nil {
 		return aws.Credentials{}, err
@@ -288,7 +330,10 @@ func validOutput(out *sts.AssumeRoleOutput, now time.Time) error {
 
 func (k *Keeper) newEntry(out *sts.AssumeRoleOutput, now time.Time) *entry {
 	c := out.Credentials
-	expires := c.Expiration.UTC()
+	// Served as RFC 3339 in whole seconds: cut it here, so the windows (the
+	// floor above all) apply to the expiry clients are told, not to a
+	// fraction of a second later.
+	expires := c.Expiration.UTC().Truncate(time.Second)
 	w := k.opts.Window(expires.Sub(now))
 	jitter := time.Duration(float64(w.Jitter) * k.opts.Rand())
 	return &entry{

@@ -315,6 +315,11 @@ func TestIrrecoverableErrors(t *testing.T) {
 			if hinted := strings.Contains(err.Error(), "CREDENTIAL_REFRESH_DURATION_SECONDS to 3600"); hinted != tc.chaining {
 				t.Errorf("role-chaining hint present = %v, want %v: %v", hinted, tc.chaining, err)
 			}
+			// ExpiredToken is about the base credentials: the message says
+			// whose they are and what to do.
+			if hinted := strings.Contains(err.Error(), "an extension cannot renew them"); hinted != (tc.code == "ExpiredToken") {
+				t.Errorf("base-credentials hint present = %v for %s: %v", hinted, tc.code, err)
+			}
 			// Irrecoverable errors back off the longest.
 			if ce2 := asErr(f.keeper.Credentials(context.Background())); ce2 == nil || ce2.RetryAfter < 10*time.Second {
 				t.Errorf("short backoff after an irrecoverable error: %+v", ce2)

@@ -48,13 +48,20 @@ type Registration struct {
 }
 
 // StatusError is an unexpected HTTP status from the API. Exit is true when
-// the API says the extension must exit (403 or 500 on register).
+// the API says the extension must exit (403 or 500 on register). ErrorType
+// is the errorType of the API's JSON error body, when it has one.
 type StatusError struct {
-	Op     string
-	Status int
-	Body   string
-	Exit   bool
+	Op        string
+	Status    int
+	Body      string
+	ErrorType string
+	Exit      bool
 }
+
+// ErrInvalidEventType is the errorType the API answers (403) to a
+// registration for an event this execution model does not deliver, as Lambda
+// Managed Instances does for INVOKE.
+const ErrInvalidEventType = "Extension.InvalidEventType"
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("extensions API %s: status %d: %s", e.Op, e.Status, e.Body)
@@ -89,11 +96,18 @@ func New(runtimeAPI string, optFns ...func(*Options)) *Client {
 func (c *Client) ID() string { return c.id }
 
 // Register announces the extension under name (its executable's base name)
-// for INVOKE and SHUTDOWN, asking for the account ID.
-func (c *Client) Register(ctx context.Context, name string) (*Registration, error) {
+// for events, asking for the account ID. A refused event type is a
+// *StatusError with ErrorType ErrInvalidEventType; the API keeps no state
+// from a refused registration, so the caller may register again.
+func (c *Client) Register(ctx context.Context, name string, events ...EventType) (*Registration, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	body := []byte(`{"events":["INVOKE","SHUTDOWN"]}`)
+	body, err := json.Marshal(struct {
+		Events []EventType `json:"events"`
+	}{events})
+	if err != nil {
+		return nil, fmt.Errorf("extensions API register: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/register", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("extensions API register: %w", err)
@@ -173,7 +187,9 @@ func (c *Client) do(req *http.Request, op string, want int, out any) (*http.Resp
 	}
 	if resp.StatusCode != want {
 		exit := op == "register" && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusInternalServerError)
-		return nil, &StatusError{Op: op, Status: resp.StatusCode, Body: string(bytes.TrimSpace(b)), Exit: exit}
+		var apiErr struct{ ErrorType string }
+		_ = json.Unmarshal(b, &apiErr) // not every error has a JSON body
+		return nil, &StatusError{Op: op, Status: resp.StatusCode, Body: string(bytes.TrimSpace(b)), ErrorType: apiErr.ErrorType, Exit: exit}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

@@ -17,9 +17,12 @@ func TestRegisterNextAndReports(t *testing.T) {
 	api := extapitest.New(t)
 	c := extapi.New(api.Addr())
 	ctx := context.Background()
-	reg, err := c.Register(ctx, "credential-refresh")
+	reg, err := c.Register(ctx, "credential-refresh", extapi.Invoke, extapi.Shutdown)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if events, _ := api.Events(); strings.Join(events, ",") != "INVOKE,SHUTDOWN" {
+		t.Fatalf("registered for %v", events)
 	}
 	name, feature, _ := api.Registered()
 	if name != "credential-refresh" || feature != "accountId" || reg.AccountID != "123456789012" || c.ID() == "" {
@@ -52,7 +55,7 @@ func TestRegisterRefusedMeansExit(t *testing.T) {
 	for _, status := range []int{http.StatusForbidden, http.StatusInternalServerError, http.StatusBadRequest} {
 		api := extapitest.New(t)
 		api.FailRegister(status)
-		_, err := extapi.New(api.Addr()).Register(context.Background(), "credential-refresh")
+		_, err := extapi.New(api.Addr()).Register(context.Background(), "credential-refresh", extapi.Invoke, extapi.Shutdown)
 		var se *extapi.StatusError
 		if !errors.As(err, &se) || se.Status != status || se.Exit != (status != http.StatusBadRequest) {
 			t.Errorf("status %d: err = %#v", status, err)
@@ -63,7 +66,7 @@ func TestRegisterRefusedMeansExit(t *testing.T) {
 func TestNextBlocksWithoutTimeoutUntilCanceled(t *testing.T) {
 	api := extapitest.New(t)
 	c := extapi.New(api.Addr(), func(o *extapi.Options) { o.Timeout = 10 * time.Millisecond })
-	if _, err := c.Register(context.Background(), "x"); err != nil {
+	if _, err := c.Register(context.Background(), "x", extapi.Shutdown); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -90,8 +93,28 @@ func TestCallsTimeOut(t *testing.T) {
 	defer stall.Close()
 	c := extapi.New(strings.TrimPrefix(stall.URL, "http://"), func(o *extapi.Options) { o.Timeout = 50 * time.Millisecond })
 	start := time.Now()
-	_, err := c.Register(context.Background(), "x")
+	_, err := c.Register(context.Background(), "x", extapi.Shutdown)
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("err = %v after %s", err, time.Since(start))
+	}
+}
+
+// TestRegisterInvalidEventType: Lambda Managed Instances refuse INVOKE with
+// 403 Extension.InvalidEventType. The error says so in ErrorType, and a
+// second registration for SHUTDOWN alone succeeds.
+func TestRegisterInvalidEventType(t *testing.T) {
+	api := extapitest.New(t)
+	api.AllowEvents("SHUTDOWN")
+	c := extapi.New(api.Addr())
+	_, err := c.Register(context.Background(), "credential-refresh", extapi.Invoke, extapi.Shutdown)
+	var se *extapi.StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusForbidden || se.ErrorType != extapi.ErrInvalidEventType {
+		t.Fatalf("err = %#v; want a 403 StatusError with ErrorType %s", err, extapi.ErrInvalidEventType)
+	}
+	if _, err := c.Register(context.Background(), "credential-refresh", extapi.Shutdown); err != nil {
+		t.Fatalf("second registration: %v", err)
+	}
+	if events, calls := api.Events(); strings.Join(events, ",") != "SHUTDOWN" || calls != 2 || c.ID() == "" {
+		t.Fatalf("registered for %v in %d calls", events, calls)
 	}
 }

@@ -31,6 +31,9 @@ type API struct {
 	nextAt         []time.Time
 	reports        []Report
 	registerStatus int // when set, answered to /register
+	allowed        map[string]bool
+	events_        []string // the events of the successful registration
+	registerCalls  int
 	nextStatus     int // when set, answered to /event/next
 	onRegister     func()
 }
@@ -43,6 +46,26 @@ func (a *API) OnRegister(fn func()) {
 	a.mu.Unlock()
 }
 
+// AllowEvents makes /register refuse (403 Extension.InvalidEventType, as
+// RIE's managed-instances path does for INVOKE) any event not in events.
+// Default: INVOKE and SHUTDOWN.
+func (a *API) AllowEvents(events ...string) {
+	a.mu.Lock()
+	a.allowed = map[string]bool{}
+	for _, e := range events {
+		a.allowed[e] = true
+	}
+	a.mu.Unlock()
+}
+
+// Events returns the events of the successful registration, and how many
+// /register calls were made in all.
+func (a *API) Events() (events []string, calls int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.events_...), a.registerCalls
+}
+
 // FailNext makes /event/next answer status.
 func (a *API) FailNext(status int) {
 	a.mu.Lock()
@@ -52,7 +75,7 @@ func (a *API) FailNext(status int) {
 
 // New starts the fake; Addr() is the value for AWS_LAMBDA_RUNTIME_API.
 func New(t testing.TB) *API {
-	a := &API{events: make(chan any, 16)}
+	a := &API{events: make(chan any, 16), allowed: map[string]bool{"INVOKE": true, "SHUTDOWN": true}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2020-01-01/extension/register", a.register)
 	mux.HandleFunc("GET /2020-01-01/extension/event/next", a.next)
@@ -113,11 +136,21 @@ const identifier = "ext-id-0001"
 
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	var body struct{ Events []string }
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || strings.Join(body.Events, ",") != "INVOKE,SHUTDOWN" {
-		http.Error(w, `{"errorMessage":"bad events","errorType":"InvalidEventType"}`, http.StatusBadRequest)
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Events) == 0 {
+		http.Error(w, `{"errorMessage":"bad request","errorType":"InvalidRequestFormat"}`, http.StatusBadRequest)
 		return
 	}
 	a.mu.Lock()
+	a.registerCalls++
+	for _, e := range body.Events {
+		if !a.allowed[e] {
+			a.mu.Unlock()
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"errorMessage":"`+e+`: event type not supported","errorType":"Extension.InvalidEventType"}`)
+			return
+		}
+	}
+	a.events_ = body.Events
 	status, hook := a.registerStatus, a.onRegister
 	a.name, a.feature, a.registered = r.Header.Get("Lambda-Extension-Name"), r.Header.Get("Lambda-Extension-Accept-Feature"), time.Now()
 	a.mu.Unlock()
