@@ -147,7 +147,7 @@ func checkNoLeaks(t *testing.T, s *harness.Stack, env *harness.Environment, toke
 
 // readToken reads the extension's token file (empty if there is none).
 func readToken(env *harness.Environment) string {
-	b, _ := os.ReadFile(env.TokenFile)
+	b, _ := os.ReadFile(env.TokenPath())
 	return strings.TrimSpace(string(b))
 }
 

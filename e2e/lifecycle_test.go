@@ -196,7 +196,16 @@ func checkShutdown(t *testing.T, env *harness.Environment) {
 			got = append(got, r.Msg())
 		}
 	}
-	if i := slices.Index(got, "shutdown"); i < 0 || !slices.Contains(got[i:], "stopped") {
+	i := slices.Index(got, "shutdown")
+	switch {
+	case i >= 0 && slices.Contains(got[i:], "stopped"):
+	case i >= 0 && env.Opts.Workers > 0 && len(env.Lines("Waiting for runtime domain processes termination")) > 0 && sd.Took < 1900*time.Millisecond:
+		// The managed-instances path relays extension output
+		// asynchronously and may exit before the last line is copied. It
+		// logs this line only once every extension has exited or been
+		// killed, and it kills only at the 2 s deadline: an earlier exit
+		// means the extension stopped by itself.
+	default:
 		t.Errorf("extension log lacks \"shutdown\" then \"stopped\": %q", got)
 	}
 	if len(sd.Leftovers) > 0 {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,60 @@ type FunctionSpec struct {
 	Command  []string // the runtime's bootstrap and its arguments
 	Env      []string // the function's environment (config, base credentials)
 	LogPath  string   // RIE's stdout+stderr (runtime and extension logs) are appended here too
+	// Workers > 0 runs RIE's Lambda Managed Instances path with that many
+	// runtime workers (AWS_LAMBDA_MAX_CONCURRENCY). There RIE ignores
+	// Command: it runs /var/runtime/bootstrap, else /var/task/bootstrap, in
+	// /var/task, as uid 993, and initializes at start. The namespace gets a
+	// /var of its own with TaskDir on /var/task and RuntimeDir (if any) on
+	// /var/runtime, and a /tmp of its own, as a fresh Lambda environment
+	// has; the harness reaches its files through HostPath.
+	Workers    int
+	RuntimeDir string
+	// Reach lists paths the managed-instances path's uid 993 must reach,
+	// such as the Python interpreter a venv links to. Where one lies under a
+	// directory only root may enter (pyenv under /root), the namespace
+	// replaces that directory with an open one holding just the way through.
+	Reach []string
+}
+
+// LMIUID is the uid RIE's managed-instances path runs the runtime and the
+// extensions as (supervisor/local/process.go).
+const LMIUID = 993
+
+// mountScript prepares RIE's private mount namespace and execs RIE:
+// $1 layer, $2 task dir, $3 runtime dir (may be empty), then RIE's argv.
+const mountScript = `mount --bind "$1" /opt && cd "$2" && shift 3 && exec "$@"`
+
+// lmiMountScript does the same for the managed-instances path.
+const lmiMountScript = `mount --bind "$1" /opt &&
+mount -t tmpfs -o mode=755 tmpfs /var && mkdir /var/task /var/runtime /var/tmp &&
+ln -s /run /var/run && ln -s /run/lock /var/lock &&
+mount --bind "$2" /var/task &&
+{ [ -z "$3" ] || mount --bind "$3" /var/runtime; } &&
+mount -t tmpfs -o mode=1777 tmpfs /tmp &&
+cd /var/task && shift 3 && exec "$@"`
+
+// openWay returns the mount commands that let any user through dir (a
+// directory only root may enter) to its entry child, inside the namespace.
+func openWay(dir, child string) string {
+	hide := "/var/hidden" + strings.ReplaceAll(dir, "/", "-")
+	return fmt.Sprintf(`mkdir %[1]s && mount --bind %[2]q %[1]s && mount -t tmpfs -o mode=755 tmpfs %[2]q && `+
+		`mkdir %[4]q && mount --bind %[1]s/%[3]s %[4]q && `, hide, dir, child, filepath.Join(dir, child))
+}
+
+// closedAncestor finds the first directory above p that others may not
+// enter, and the entry under it on the way to p.
+func closedAncestor(p string) (dir, child string, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean(p), "/"), "/")
+	cur := "/"
+	for i := 0; i < len(parts)-1; i++ {
+		cur = filepath.Join(cur, parts[i])
+		fi, err := os.Stat(cur)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return cur, parts[i+1], true
+		}
+	}
+	return "", "", false
 }
 
 // Function is a running RIE with one execution environment.
@@ -53,12 +108,23 @@ func StartFunction(ctx context.Context, s FunctionSpec) (*Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	script := `mount --bind "$1" /opt && cd "$2" && shift 2 && exec "$@"`
+	script := mountScript
+	if s.Workers > 0 {
+		script = lmiMountScript
+		for _, p := range s.Reach {
+			if dir, child, ok := closedAncestor(p); ok {
+				script = strings.Replace(script, "mount -t tmpfs -o mode=1777", openWay(dir, child)+"mount -t tmpfs -o mode=1777", 1)
+			}
+		}
+	}
 	args := []string{"--mount", "--propagation", "private", "sh", "-c", script, "rie",
-		s.LayerDir, s.TaskDir, s.Tools.RIE,
+		s.LayerDir, s.TaskDir, s.RuntimeDir, s.Tools.RIE,
 		"--runtime-interface-emulator-address", "127.0.0.1:" + strconv.Itoa(port),
 		"--runtime-api-address", "127.0.0.1:" + strconv.Itoa(rapi)}
-	cmd := exec.Command(s.Tools.Unshare, append(args, s.Command...)...)
+	if s.Workers == 0 {
+		args = append(args, s.Command...)
+	}
+	cmd := exec.Command(s.Tools.Unshare, args...)
 	cmd.Env = s.Env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	f := &Function{
@@ -85,7 +151,15 @@ func StartFunction(ctx context.Context, s FunctionSpec) (*Function, error) {
 type Invocation struct {
 	Start, End time.Time
 	Status     int
+	ErrorType  string // the Error-Type header, if any
 	Body       []byte
+}
+
+// NoIdleWorker reports the managed-instances path's answer to an invoke
+// that finds every runtime worker busy: 400 with Error-Type
+// Runtime.Unavailable. The invoke did not run; it may be sent again.
+func (inv Invocation) NoIdleWorker() bool {
+	return inv.Status == http.StatusBadRequest && inv.ErrorType == "Runtime.Unavailable"
 }
 
 // FunctionError is the error JSON a runtime reports (RIE answers 200 with it).
@@ -103,8 +177,17 @@ func (inv Invocation) Error() *FunctionError {
 	return &fe
 }
 
-// Invoke posts payload to RIE and waits for the result. Callers must not
-// invoke concurrently: RIE crashes on concurrent invokes.
+// HostPath maps a path as the environment sees it to one the harness can
+// open: through /proc/PID/root, RIE's view of its own mount namespace (its
+// /opt, /var and, on the managed-instances path, /tmp are its own).
+func (f *Function) HostPath(p string) string {
+	return filepath.Join("/proc", strconv.Itoa(f.cmd.Process.Pid), "root", p)
+}
+
+// Invoke posts payload to RIE and waits for the result. On the classic path
+// callers must not invoke concurrently: RIE crashes on concurrent invokes.
+// The managed-instances path takes one invoke per idle runtime worker and
+// answers 400 Runtime.Unavailable beyond that.
 func (f *Function) Invoke(ctx context.Context, payload []byte) (Invocation, error) {
 	inv := Invocation{Start: time.Now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(payload))
@@ -117,7 +200,7 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) (Invocation, erro
 	}
 	defer resp.Body.Close()
 	inv.Body, err = io.ReadAll(resp.Body)
-	inv.End, inv.Status = time.Now(), resp.StatusCode
+	inv.End, inv.Status, inv.ErrorType = time.Now(), resp.StatusCode, resp.Header.Get("Error-Type")
 	f.remember()
 	return inv, err
 }

@@ -20,6 +20,7 @@ type Proc struct {
 	State   byte   // R, S, T (stopped), Z (zombie), ...
 	Exe     string // argv[0]
 	Cmdline string // argv joined by spaces
+	UID     int    // real uid
 }
 
 // readProc reads /proc/PID; ok is false if the process is gone.
@@ -45,7 +46,20 @@ func readProc(pid int) (Proc, bool) {
 	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
 	p.Exe = args[0]
 	p.Cmdline = strings.Join(args, " ")
+	p.UID = statusUID(pid)
 	return p, true
+}
+
+// statusUID reads the real uid from /proc/PID/status ("Uid: real eff ...").
+func statusUID(pid int) int {
+	status, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid, _ := strconv.Atoi(f[1])
+			return uid
+		}
+	}
+	return -1
 }
 
 // allProcs lists every process on the machine.

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +50,11 @@ type Stack struct {
 // provisions it. Close undoes what it started.
 func NewStack(ctx context.Context, tools Tools, dir, bucket string) (*Stack, error) {
 	s := &Stack{Tools: tools, Dir: dir, LayerDir: filepath.Join(dir, "layer"), GoTaskDir: filepath.Join(dir, "task-go")}
+	// The managed-instances path runs the function and the extension as
+	// uid 993: the layer and the Go function must be reachable for it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	if err := BuildLayer(ctx, tools.Root, s.LayerDir); err != nil {
 		return nil, err
 	}
@@ -122,6 +128,14 @@ type Options struct {
 	// Env is appended to the generated environment; a later KEY=VALUE wins,
 	// and KEY= (empty) removes KEY.
 	Env []string
+	// Workers > 0 runs the environment as Lambda Managed Instances do, with
+	// that many runtime workers (see FunctionSpec.Workers).
+	Workers int
+	// TokenFile is CREDENTIAL_REFRESH_TOKEN_FILE as the environment sees it.
+	// Empty: a file in the scenario's directory on the classic path, and the
+	// extension's default (the variable unset) on the managed-instances
+	// path, whose /tmp is the environment's own.
+	TokenFile string
 }
 
 // Environment is one execution environment under RIE with its own proxy.
@@ -152,18 +166,50 @@ func (s *Stack) Start(ctx context.Context, o Options) (*Environment, error) {
 		p.Close()
 		return nil, err
 	}
-	e := &Environment{Proxy: p, Opts: o, Port: port, stack: s,
-		TokenFile: filepath.Join(dir, "token", "token"), LogPath: filepath.Join(dir, "rie.log")}
+	e := &Environment{Proxy: p, Opts: o, Port: port, stack: s, TokenFile: o.TokenFile, LogPath: filepath.Join(dir, "rie.log")}
+	switch {
+	case e.TokenFile != "":
+	case o.Workers > 0:
+		e.TokenFile = DefaultTokenFile
+	default:
+		e.TokenFile = filepath.Join(dir, "token", "token")
+	}
 	task, command := s.task(o.Runtime)
 	e.Function, err = StartFunction(ctx, FunctionSpec{
 		Tools: s.Tools, LayerDir: s.LayerDir, TaskDir: task, Command: command,
-		Env: e.env(dir), LogPath: e.LogPath,
+		Env: e.env(dir), LogPath: e.LogPath, Workers: o.Workers, RuntimeDir: s.runtimeDir(o), Reach: s.reach(o),
 	})
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	return e, nil
+}
+
+// DefaultTokenFile is the extension's default CREDENTIAL_REFRESH_TOKEN_FILE.
+const DefaultTokenFile = "/tmp/credential-refresh/token"
+
+// runtimeDir is the stand-in managed runtime bound on /var/runtime on the
+// managed-instances path (its bootstrap is found there); none for Go, whose
+// bootstrap is the function itself in /var/task.
+func (s *Stack) runtimeDir(o Options) string {
+	if o.Workers == 0 || o.Runtime == Go {
+		return ""
+	}
+	return filepath.Join(s.Tools.Root, "e2e", "runtimes", string(o.Runtime))
+}
+
+// reach lists what uid 993 must reach on the managed-instances path beyond
+// the repository: the interpreter behind the venv's python3.
+func (s *Stack) reach(o Options) []string {
+	if o.Workers == 0 || o.Runtime != Python {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(s.Tools.VenvBin, "python3"))
+	if err != nil {
+		return nil
+	}
+	return []string{real}
 }
 
 // task returns the working directory and bootstrap command of a runtime.
@@ -207,6 +253,7 @@ func (e *Environment) env(dir string) []string {
 		"CREDENTIAL_REFRESH_MODE=" + o.Mode,
 		"CREDENTIAL_REFRESH_PORT=" + strconv.Itoa(e.Port),
 		"CREDENTIAL_REFRESH_TOKEN_FILE=" + e.TokenFile,
+		"AWS_LAMBDA_MAX_CONCURRENCY=" + workers(o.Workers), // set: RIE takes the managed-instances path
 		"CREDENTIAL_REFRESH_STS_ENDPOINT=" + e.Proxy.URL,
 		"CREDENTIAL_REFRESH_STS_REGION=" + Region,
 		"CREDENTIAL_REFRESH_STS_MAX_ATTEMPTS=2",
@@ -217,7 +264,22 @@ func (e *Environment) env(dir string) []string {
 	if o.Runtime != Go {
 		kv = append(kv, "AWS_LAMBDA_EXEC_WRAPPER=/opt/credential-refresh/exec-wrapper")
 	}
+	if o.Workers > 0 {
+		// The environment's /tmp is its own (the scenario's directory is not
+		// in it), and uid 993 owns nothing else.
+		kv = append(kv, "HOME=/tmp")
+		if o.TokenFile == "" {
+			kv = append(kv, "CREDENTIAL_REFRESH_TOKEN_FILE=") // the extension's default
+		}
+	}
 	return mergeEnv(append(kv, o.Env...))
+}
+
+func workers(n int) string {
+	if n == 0 {
+		return "" // unset: the classic path
+	}
+	return strconv.Itoa(n)
 }
 
 // mergeEnv keeps the last value of each key and drops keys set to "".
@@ -266,6 +328,9 @@ func (e *Environment) Upload(ctx context.Context, prefix string, count int) (Upl
 	if err != nil {
 		return u, err
 	}
+	if inv.NoIdleWorker() {
+		return u, ErrNoIdleWorker
+	}
 	if fe := inv.Error(); fe != nil {
 		return u, fmt.Errorf("function error %s: %s", fe.ErrorType, fe.ErrorMessage)
 	}
@@ -274,6 +339,10 @@ func (e *Environment) Upload(ctx context.Context, prefix string, count int) (Upl
 	}
 	return u, nil
 }
+
+// ErrNoIdleWorker is Upload's error for an invoke the managed-instances
+// path refused because every runtime worker was busy; it did not run.
+var ErrNoIdleWorker = errors.New("no idle runtime worker (400 Runtime.Unavailable)")
 
 // Event reads events/upload-<runtime>.json and sets bucket, prefix, count.
 func (s *Stack) Event(r Runtime, prefix string, count int) ([]byte, error) {
@@ -324,7 +393,7 @@ func (e *Environment) Health(ctx context.Context) (Health, error) {
 
 // get sends an authorized GET to the extension's endpoint.
 func (e *Environment) get(ctx context.Context, path string) ([]byte, int, error) {
-	token, err := os.ReadFile(e.TokenFile)
+	token, err := os.ReadFile(e.TokenPath())
 	if err != nil {
 		return nil, 0, fmt.Errorf("token file: %w", err)
 	}
@@ -339,6 +408,22 @@ func (e *Environment) get(ctx context.Context, path string) ([]byte, int, error)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return body, resp.StatusCode, err
+}
+
+// TokenPath is where the harness reads the token file: TokenFile itself on
+// the classic path, the same file through RIE's mount namespace on the
+// managed-instances path (while RIE runs).
+func (e *Environment) TokenPath() string {
+	if e.Opts.Workers > 0 {
+		return e.HostPath(e.TokenFile)
+	}
+	return e.TokenFile
+}
+
+// Get sends an authorized GET for path (e.g. /v1/credentials) to the
+// extension, as a function would, and returns the body and status.
+func (e *Environment) Get(ctx context.Context, path string) ([]byte, int, error) {
+	return e.get(ctx, path)
 }
 
 // Refreshes returns the extension's "credentials refreshed" log records.

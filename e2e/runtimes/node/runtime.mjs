@@ -10,8 +10,13 @@ import { pathToFileURL } from "node:url";
 
 const api = process.env.AWS_LAMBDA_RUNTIME_API;
 const base = "/2018-06-01/runtime";
-// No socket timeout: invocation/next blocks until the next invoke.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+// Lambda Managed Instances run several invocations at once in one Node
+// process: one invocation/next loop per worker, as the managed nodejs
+// runtime does. Elsewhere the variable is unset: one loop.
+const workers = Math.max(1, Number.parseInt(process.env.AWS_LAMBDA_MAX_CONCURRENCY ?? "1", 10) || 1);
+// No socket timeout: invocation/next blocks until the next invoke. Each
+// worker holds one socket in /next and needs one more to respond.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 2 * workers });
 
 function call(method, urlPath, body, headers = {}) {
   const [host, port] = api.split(":");
@@ -56,7 +61,13 @@ try {
   process.exit(1);
 }
 
-for (;;) {
+async function worker() {
+  for (;;) {
+    await invokeOnce();
+  }
+}
+
+async function invokeOnce() {
   const next = await call("GET", "/invocation/next");
   const id = next.headers["lambda-runtime-aws-request-id"];
   const deadline = Number(next.headers["lambda-runtime-deadline-ms"]);
@@ -73,3 +84,5 @@ for (;;) {
     await call("POST", `/invocation/${id}/error`, errorBody(err), { "Lambda-Runtime-Function-Error-Type": "Runtime.UnhandledError" });
   }
 }
+
+await Promise.all(Array.from({ length: workers }, worker));
