@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need, project-locally and pinned:
-#   .venv      boto3, moto[server], awslambdaric   (requirements-dev.txt)
+#   .venv      boto3, moto[server], awslambdaric, awscli   (requirements-dev.txt)
 #   .venv-sam  aws-sam-cli                          (requirements-sam.txt)
 #   bin/aws-lambda-rie                              (go install from the module proxy)
 #   node_modules of every package.json with a lockfile (npm ci)

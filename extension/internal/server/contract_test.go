@@ -254,23 +254,32 @@ func goResult(c aws.Credentials, err error, r readRequest) sdkResult {
 // fails the test when the tool is not installed.
 type scriptCommand func(t *testing.T) []string
 
-func pythonCommand(t *testing.T) []string {
+func pythonCommand(t *testing.T) []string { return pythonScript(t, "read_container_creds.py") }
+
+// pythonScript is the argv that runs test/contract/python/<script> with the project venv.
+func pythonScript(t *testing.T, script string) []string {
 	root := contractRepoRoot(t)
 	py := filepath.Join(root, ".venv", "bin", "python")
 	requireFile(t, "the project venv's python (boto3)", py)
-	return []string{py, filepath.Join(root, "test", "contract", "python", "read_container_creds.py")}
+	return []string{py, filepath.Join(root, "test", "contract", "python", script)}
 }
 
 func nodeCommand(t *testing.T) []string {
+	return nodeScript(t, "credential-provider-http", "read_container_creds.mjs")
+}
+
+// nodeScript is the argv that runs test/contract/node/<script>, which
+// imports @aws-sdk/<pkg> from node_modules.
+func nodeScript(t *testing.T, pkg, script string) []string {
 	root := contractRepoRoot(t)
 	dir := filepath.Join(root, "test", "contract", "node")
-	requireFile(t, "@aws-sdk/credential-provider-http in node_modules",
-		filepath.Join(dir, "node_modules", "@aws-sdk", "credential-provider-http", "package.json"))
+	requireFile(t, "@aws-sdk/"+pkg+" in node_modules",
+		filepath.Join(dir, "node_modules", "@aws-sdk", pkg, "package.json"))
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missingTool(t, "node is not on PATH")
 	}
-	return []string{node, filepath.Join(dir, "read_container_creds.mjs")}
+	return []string{node, filepath.Join(dir, script)}
 }
 
 func requireFile(t *testing.T, what, path string) {
@@ -333,25 +342,32 @@ func scriptReader(cmd scriptCommand, useFile bool) func(*testing.T, readRequest)
 		} else {
 			env = append(env, "AWS_CONTAINER_AUTHORIZATION_TOKEN="+r.authToken())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		c := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		c.Env = env
-		var stdout, stderr bytes.Buffer
-		c.Stdout, c.Stderr = &stdout, &stderr
-		if err := c.Run(); err != nil {
-			t.Fatalf("%s crashed (%v); a clean SDK failure exits 0.\nstdout:\n%s\nstderr:\n%s", filepath.Base(argv[1]), err, stdout.String(), stderr.String())
-		}
 		var res sdkResult
-		if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil {
-			t.Fatalf("%s printed no result JSON (%v):\n%s\nstderr:\n%s", filepath.Base(argv[1]), err, stdout.String(), stderr.String())
-		}
+		res.output = runScript(t, argv, env, &res)
 		if m := statusInMessage.FindStringSubmatch(res.Error); m != nil {
 			res.status, _ = strconv.Atoi(m[1])
 		}
-		res.output = stdout.String() + stderr.String()
 		return res
 	}
+}
+
+// runScript runs argv with exactly env and decodes the one JSON line it
+// prints into res. It returns everything printed, for the leak check.
+func runScript(t *testing.T, argv, env []string, res any) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	c.Env = env
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("%s crashed (%v); a clean SDK failure exits 0.\nstdout:\n%s\nstderr:\n%s", filepath.Base(argv[len(argv)-1]), err, stdout.String(), stderr.String())
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), res); err != nil {
+		t.Fatalf("%s printed no result JSON (%v):\n%s\nstderr:\n%s", filepath.Base(argv[len(argv)-1]), err, stdout.String(), stderr.String())
+	}
+	return stdout.String() + stderr.String()
 }
 
 func TestContractSDKsReadEndpoint(t *testing.T) {
