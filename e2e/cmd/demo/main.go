@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,6 +34,13 @@ type act struct {
 	invokes  int
 	gap      time.Duration // pause between invokes
 	count    int           // objects per invoke
+	// workers > 0 runs the environment as Lambda Managed Instances do
+	// (RIE's managed-instances path, that many runtime workers, uid 993):
+	// each "invoke" is then a round of that many concurrent invokes, and
+	// after round idleAfter nothing is invoked for idle.
+	workers   int
+	idleAfter int
+	idle      time.Duration
 }
 
 // The invokes come every ~1 s, well inside the 1.6–2.4 s between the
@@ -42,9 +50,14 @@ type act struct {
 // environment between invokes, so nothing can refresh in a longer gap; with
 // 1 h credentials that gap is 15–20 minutes.)
 var acts = []act{
-	{harness.Go, "Go function (provided.al2023, credrefresh.LoadDefaultConfig)", "deferred", 8 * time.Second, 12, time.Second, 8},
-	{harness.Python, "Python function (boto3, no credential code, exec wrapper)", "eager", 8 * time.Second, 12, time.Second, 8},
-	{harness.Node, "Node.js function (@aws-sdk/client-s3, no credential code, exec wrapper)", "eager", 8 * time.Second, 12, time.Second, 8},
+	{harness.Go, "Go function (provided.al2023, credrefresh.LoadDefaultConfig)", "deferred", 8 * time.Second, 12, time.Second, 8, 0, 0, 0},
+	{harness.Python, "Python function (boto3, no credential code, exec wrapper)", "eager", 8 * time.Second, 12, time.Second, 8, 0, 0, 0},
+	{harness.Node, "Node.js function (@aws-sdk/client-s3, no credential code, exec wrapper)", "eager", 8 * time.Second, 12, time.Second, 8, 0, 0, 0},
+	// On Lambda Managed Instances nothing is frozen and no INVOKE event
+	// comes: the extension refreshes on a wall-clock timer, so even after
+	// 12 s without any invoke (1.5 lifetimes) the next round finds fresh
+	// credentials at once.
+	{harness.Python, "Python function on Lambda Managed Instances (4 workers, 4 invokes at once, exec wrapper)", "", 8 * time.Second, 8, time.Second, 4, 4, 4, 12 * time.Second},
 }
 
 func run(ctx context.Context, w io.Writer) error {
@@ -93,9 +106,15 @@ func run(ctx context.Context, w io.Writer) error {
 // play runs one environment: cold start, warm invokes across several
 // credential lifetimes, SHUTDOWN; then prints its timeline and checks.
 func (a act) play(ctx context.Context, w io.Writer, s *harness.Stack) error {
-	fmt.Fprintf(w, "\n== %s ==\n   CREDENTIAL_REFRESH_MODE=%s, credentials live %v, %d invokes %v apart, %d parallel uploads each\n",
-		a.title, a.mode, a.lifetime, a.invokes, a.gap, a.count)
-	env, err := s.Start(ctx, harness.Options{Name: "demo-" + string(a.runtime), Runtime: a.runtime, Mode: a.mode, Lifetime: a.lifetime})
+	if a.workers > 0 {
+		fmt.Fprintf(w, "\n== %s ==\n   CREDENTIAL_REFRESH_MODE unset (eager there), credentials live %v, %d rounds of %d concurrent invokes %v apart, "+
+			"%v without invokes after round %d, %d parallel uploads each\n",
+			a.title, a.lifetime, a.invokes, a.workers, a.gap, a.idle, a.idleAfter, a.count)
+	} else {
+		fmt.Fprintf(w, "\n== %s ==\n   CREDENTIAL_REFRESH_MODE=%s, credentials live %v, %d invokes %v apart, %d parallel uploads each\n",
+			a.title, a.mode, a.lifetime, a.invokes, a.gap, a.count)
+	}
+	env, err := s.Start(ctx, harness.Options{Name: "demo-" + a.prefix(), Runtime: a.runtime, Mode: a.mode, Lifetime: a.lifetime, Workers: a.workers})
 	if err != nil {
 		return err
 	}
@@ -105,14 +124,19 @@ func (a act) play(ctx context.Context, w io.Writer, s *harness.Stack) error {
 	var uploads []harness.Upload
 	var errs []error
 	for i := range a.invokes {
-		if i > 0 {
+		switch {
+		case i > 0 && i == a.idleAfter:
+			tl.add(time.Now(), "invoke", "no invokes for %v", a.idle)
+			time.Sleep(a.idle)
+		case i > 0:
 			time.Sleep(a.gap)
 		}
-		u, err := env.Upload(ctx, fmt.Sprintf("%s-%02d-", a.runtime, i+1), a.count)
-		uploads = append(uploads, u)
-		tl.invocation(i+1, u, err, env)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("invoke %d: %w", i+1, err))
+		for j, r := range a.round(ctx, env, i+1) {
+			uploads = append(uploads, r.u)
+			tl.invocation(a.label(i+1, j), r.u, r.err, env)
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("invoke %s: %w", a.label(i+1, j), r.err))
+			}
 		}
 	}
 	health, herr := env.Health(ctx)
@@ -125,10 +149,54 @@ func (a act) play(ctx context.Context, w io.Writer, s *harness.Stack) error {
 	return errors.Join(errs...)
 }
 
+// prefix names the act's objects and environment.
+func (a act) prefix() string {
+	if a.workers > 0 {
+		return "lmi-" + string(a.runtime)
+	}
+	return string(a.runtime)
+}
+
+func (a act) label(round, worker int) string {
+	if a.workers > 0 {
+		return fmt.Sprintf("%d.%d", round, worker+1)
+	}
+	return fmt.Sprint(round)
+}
+
+type result struct {
+	u   harness.Upload
+	err error
+}
+
+// round sends one invoke, or a.workers at once on Lambda Managed Instances
+// (an invoke that finds every worker still busy is sent again).
+func (a act) round(ctx context.Context, env *harness.Environment, n int) []result {
+	out := make([]result, max(1, a.workers))
+	var wg sync.WaitGroup
+	for j := range out {
+		wg.Go(func() {
+			p := fmt.Sprintf("%s-%02d-", a.prefix(), n)
+			if a.workers > 0 {
+				p = fmt.Sprintf("%s-%02d-%d-", a.prefix(), n, j+1)
+			}
+			for {
+				out[j].u, out[j].err = env.Upload(ctx, p, a.count)
+				if !errors.Is(out[j].err, harness.ErrNoIdleWorker) {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // summary prints and checks the outcome: objects landed, STS calls,
 // ExpiredToken answers, waits, shutdown.
 func (a act) summary(ctx context.Context, w io.Writer, s *harness.Stack, env *harness.Environment, uploads []harness.Upload, h harness.Health, sd harness.Shutdown) error {
-	landed, err := s.Moto.Keys(ctx, s.Account, string(a.runtime)+"-")
+	landed, err := s.Moto.Keys(ctx, s.Account, a.prefix()+"-")
 	if err != nil {
 		return err
 	}
@@ -146,13 +214,13 @@ func (a act) summary(ctx context.Context, w io.Writer, s *harness.Stack, env *ha
 	fmt.Fprintf(w, "            SIGTERM → SHUTDOWN → RIE exit %d in %v, %d leftover processes\n",
 		sd.ExitCode, sd.Took.Round(time.Millisecond), len(sd.Leftovers))
 	var errs []error
-	if len(landed) != a.invokes*a.count {
-		errs = append(errs, fmt.Errorf("%d objects landed, want %d", len(landed), a.invokes*a.count))
+	if want := a.invokes * max(1, a.workers) * a.count; len(landed) != want {
+		errs = append(errs, fmt.Errorf("%d objects landed, want %d", len(landed), want))
 	}
 	if expired != 0 {
 		errs = append(errs, fmt.Errorf("%d ExpiredToken", expired))
 	}
-	if a.mode == "eager" && def.Waited != 0 {
+	if (a.mode == "eager" || a.workers > 0) && def.Waited != 0 {
 		errs = append(errs, fmt.Errorf("eager mode: %d requests waited on STS", def.Waited))
 	}
 	if sd.ExitCode != 0 || len(sd.Leftovers) != 0 {
@@ -181,18 +249,24 @@ func (tl *timeline) add(at time.Time, who, format string, args ...any) {
 	tl.lines = append(tl.lines, line{at, who, fmt.Sprintf(format, args...)})
 }
 
-func (tl *timeline) invocation(n int, u harness.Upload, err error, env *harness.Environment) {
-	if n == 1 {
+func (tl *timeline) invocation(n string, u harness.Upload, err error, env *harness.Environment) {
+	switch {
+	case n == "1" && env.Opts.Workers == 0:
 		tl.add(u.Start, "invoke", "#1 starts (cold start: RIE starts the extension, then the runtime)")
-	} else {
-		tl.add(u.Start, "invoke", "#%d starts", n)
+	case n == "1.1":
+		tl.add(u.Start, "invoke", "#1.x: %d invokes at once (init already ran at RIE's start, as on Lambda Managed Instances)", env.Opts.Workers)
+	case strings.HasSuffix(n, ".1"):
+		tl.add(u.Start, "invoke", "#%s.x: %d invokes at once", strings.TrimSuffix(n, ".1"), env.Opts.Workers)
+	case strings.Contains(n, "."): // the round's line says it
+	default:
+		tl.add(u.Start, "invoke", "#%s starts", n)
 	}
 	if err != nil {
-		tl.add(u.End, "invoke", "#%d FAILED: %.200v", n, err)
+		tl.add(u.End, "invoke", "#%s FAILED: %.200v", n, err)
 		return
 	}
 	exp, _ := env.Proxy.Expiration(u.AccessKeyID)
-	tl.add(u.End, "invoke", "#%d done in %v: %d objects written with %s (expires in %.1fs)",
+	tl.add(u.End, "invoke", "#%s done in %v: %d objects written with %s (expires in %.1fs)",
 		n, u.End.Sub(u.Start).Round(time.Millisecond), u.Written, u.AccessKeyID, exp.Sub(u.End).Seconds())
 }
 
