@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,7 @@ type Server struct {
 	delay    time.Duration // every answer waits this long
 	issued   []Issued
 	requests []url.Values
+	signers  []string // the access key id of each request's SigV4 signature
 }
 
 // New starts a fake STS whose Expiration is now()+DurationSeconds.
@@ -119,6 +121,24 @@ func (s *Server) Requests() []url.Values {
 	return append([]url.Values(nil), s.requests...)
 }
 
+// Signers lists, per AssumeRole request, the access key id it was signed
+// with: which base credentials the caller used.
+func (s *Server) Signers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.signers...)
+}
+
+// signer reads the key id from "AWS4-HMAC-SHA256 Credential=AKID/date/...".
+func signer(auth string) string {
+	_, rest, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
+}
+
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || r.PostForm.Get("Action") != "AssumeRole" {
 		writeError(w, Failure{http.StatusBadRequest, "InvalidAction", "only AssumeRole is faked"})
@@ -127,6 +147,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
 	s.requests = append(s.requests, r.PostForm)
+	s.signers = append(s.signers, signer(r.Header.Get("Authorization")))
 	gate, failure, delay := s.gate, s.failure, s.delay
 	s.mu.Unlock()
 	if delay > 0 {
