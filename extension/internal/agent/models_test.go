@@ -7,6 +7,8 @@ import (
 
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/agent"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds/ststest"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/poll"
 )
 
@@ -112,5 +114,30 @@ func TestConfigErrorOnManagedInstances(t *testing.T) {
 	reps := h.api.Reports()
 	if len(reps) != 1 || reps[0].ErrorType != agent.ErrConfigInvalid || !strings.Contains(reps[0].Message, config.EnvRoleArn) {
 		t.Fatalf("reports %+v", reps)
+	}
+}
+
+// TestBaseCredentialsExpired: when the execution role's own credentials
+// (what the extension signs AssumeRole with) have expired, as could happen
+// in a long-lived environment, STS answers ExpiredToken. The 503, the log
+// and /v1/health say whose credentials expired and what to do.
+func TestBaseCredentialsExpired(t *testing.T) {
+	h := newHarness(t, config.ModeDeferred)
+	h.cfg.InitializationType = config.InitManagedInstances
+	h.api.AllowEvents("SHUTDOWN")
+	h.sts.Fail(&ststest.Failure{Status: 400, Code: "ExpiredToken", Message: "The security token included in the request is expired"})
+	h.start(t, nil)
+	h.waitNext(t, 1)
+	code, body := h.get(t, "/v1/credentials")
+	msg, _ := body["Message"].(string)
+	if code != 503 || !strings.Contains(msg, "ExpiredToken") || !strings.Contains(msg, creds.BaseCredentialsExpiredHint) {
+		t.Errorf("GET /v1/credentials: %d %v; want 503 naming ExpiredToken with the explanation", code, body)
+	}
+	r := h.roleHealth(t)
+	if r["lastErrorCode"] != "ExpiredToken" || !strings.Contains(r["lastErrorMessage"].(string), "publish a new function version") {
+		t.Errorf("health: %v", r)
+	}
+	if !strings.Contains(h.logs.String(), "an extension cannot renew them") {
+		t.Error("the log does not explain the expired base credentials")
 	}
 }
