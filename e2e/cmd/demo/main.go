@@ -131,6 +131,13 @@ func (a act) play(ctx context.Context, w io.Writer, s *harness.Stack) error {
 		case i > 0:
 			time.Sleep(a.gap)
 		}
+		if a.workers > 0 {
+			note := ""
+			if i == 0 {
+				note = " (init already ran at RIE's start, as on Lambda Managed Instances)"
+			}
+			tl.add(time.Now(), "invoke", "#%d.x: %d invokes at once%s", i+1, a.workers, note)
+		}
 		for j, r := range a.round(ctx, env, i+1) {
 			uploads = append(uploads, r.u)
 			tl.invocation(a.label(i+1, j), r.u, r.err, env)
@@ -253,11 +260,7 @@ func (tl *timeline) invocation(n string, u harness.Upload, err error, env *harne
 	switch {
 	case n == "1" && env.Opts.Workers == 0:
 		tl.add(u.Start, "invoke", "#1 starts (cold start: RIE starts the extension, then the runtime)")
-	case n == "1.1":
-		tl.add(u.Start, "invoke", "#1.x: %d invokes at once (init already ran at RIE's start, as on Lambda Managed Instances)", env.Opts.Workers)
-	case strings.HasSuffix(n, ".1"):
-		tl.add(u.Start, "invoke", "#%s.x: %d invokes at once", strings.TrimSuffix(n, ".1"), env.Opts.Workers)
-	case strings.Contains(n, "."): // the round's line says it
+	case strings.Contains(n, "."): // the round's line says it (play)
 	default:
 		tl.add(u.Start, "invoke", "#%s starts", n)
 	}
