@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/agent"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
@@ -31,7 +33,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer, argv
 	err := agent.Run(ctx, cfg, cfgErr, agent.Options{
 		Name:   filepath.Base(argv0),
 		Logger: logger,
-		NewSTSClient: func(ctx context.Context, c *config.Config) (creds.AssumeRoleAPIClient, error) {
+		NewSTSClient: func(ctx context.Context, c *config.Config) (*sts.Client, error) {
 			return creds.NewSTSClient(ctx, creds.STSOptions{Region: c.STSRegion, Endpoint: c.STSEndpoint,
 				MaxAttempts: c.STSMaxAttempts, Timeout: c.STSTimeout})
 		},

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi"
@@ -38,7 +40,7 @@ type Options struct {
 	// Now is the clock handed to the keepers. Default time.Now.
 	Now func() time.Time
 	// NewSTSClient builds the STS client from the configuration.
-	NewSTSClient func(ctx context.Context, cfg *config.Config) (creds.AssumeRoleAPIClient, error)
+	NewSTSClient func(ctx context.Context, cfg *config.Config) (*sts.Client, error)
 	// Random is the token's entropy. Default crypto/rand.
 	Random io.Reader
 	// PrefetchWait bounds how long eager mode holds back the first
@@ -159,19 +161,6 @@ func (a *agent) start(ctx context.Context) error {
 // refreshTimeout bounds one refresh: every SDK attempt plus its backoff.
 func (a *agent) refreshTimeout() time.Duration {
 	return creds.RefreshBudget(creds.STSOptions{MaxAttempts: a.cfg.STSMaxAttempts, Timeout: a.cfg.STSTimeout})
-}
-
-func (a *agent) buildKeepers(client creds.AssumeRoleAPIClient) map[string]server.Role {
-	roles := map[string]server.Role{}
-	for _, name := range a.cfg.RoleNames() {
-		k := creds.NewKeeper(client, a.cfg.Roles[name], func(ko *creds.Options) {
-			ko.Name, ko.Now, ko.Logger, ko.RefreshTimeout = name, a.o.Now, a.o.Logger, a.refreshTimeout()
-			ko.RefreshInBackground = a.cfg.Mode == config.ModeEager
-		})
-		a.keepers = append(a.keepers, k)
-		roles[name] = k
-	}
-	return roles
 }
 
 // prefetch fetches every role concurrently, then closes a.ready. Failures

@@ -23,7 +23,6 @@ import (
 
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/agent"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
-	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds/ststest"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi/extapitest"
 )
@@ -54,8 +53,8 @@ func newHarness(t testing.TB, mode config.Mode) *harness {
 	h := &harness{api: extapitest.New(t), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &logcapture.Buffer{}}
 	h.sts = ststest.New(t, h.clock.Now)
 	h.cfg = &config.Config{
-		Roles: map[string]*sts.AssumeRoleInput{config.DefaultRoleName: {RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
-			RoleSessionName: aws.String("s"), DurationSeconds: aws.Int32(3600)}},
+		Roles: map[string]*config.Role{config.DefaultRoleName: {AssumeRoleInput: &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
+			RoleSessionName: aws.String("s"), DurationSeconds: aws.Int32(3600)}}},
 		Mode: mode, Port: freePort(t), TokenFile: filepath.Join(t.TempDir(), "sub", "token"),
 		STSMaxAttempts: 1, STSTimeout: time.Second, RuntimeAPI: h.api.Addr(),
 	}
@@ -67,7 +66,7 @@ func (h *harness) options(fns ...func(*agent.Options)) agent.Options {
 		Name:   "credential-refresh",
 		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    h.clock.Now,
-		NewSTSClient: func(context.Context, *config.Config) (creds.AssumeRoleAPIClient, error) {
+		NewSTSClient: func(context.Context, *config.Config) (*sts.Client, error) {
 			return h.sts.Client(1), nil
 		},
 	}

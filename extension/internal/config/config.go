@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Mode selects when credentials are fetched.
@@ -80,9 +78,9 @@ const (
 
 // Config is the validated configuration of one extension process.
 type Config struct {
-	// Roles maps a role name to the AssumeRole input used for it. The default
-	// role, when configured, is under DefaultRoleName.
-	Roles map[string]*sts.AssumeRoleInput
+	// Roles maps a role name to its configuration. The default role, when
+	// configured, is under DefaultRoleName.
+	Roles map[string]*Role
 
 	Mode           Mode
 	Port           int
@@ -96,6 +94,38 @@ type Config struct {
 	// InitializationType is AWS_LAMBDA_INITIALIZATION_TYPE (empty outside
 	// Lambda and in older emulators).
 	InitializationType string
+	// ProcessEnvBase is the environment of a credential process, before
+	// ProcessEnv adds the role's name.
+	ProcessEnvBase []string
+}
+
+// ProcessEnv is the whole environment a credential process runs with: a
+// clean, documented one, never the function's. It holds PATH, HOME=/tmp,
+// LANG, TZ, AWS_REGION, AWS_DEFAULT_REGION and AWS_LAMBDA_FUNCTION_NAME as
+// the extension sees them, and CREDENTIAL_REFRESH_ROLE_NAME, so one program
+// can serve several roles. Not the execution role's credentials: a
+// program that needs AWS credentials brings its own.
+func (c *Config) ProcessEnv(role string) []string {
+	return append(slices.Clip(c.ProcessEnvBase), EnvProcessRoleName+"="+role)
+}
+
+// EnvProcessRoleName names the role in a credential process's environment.
+const EnvProcessRoleName = "CREDENTIAL_REFRESH_ROLE_NAME"
+
+// processEnvBase picks ProcessEnv's variables from the extension's.
+func processEnvBase(getenv func(string) string) []string {
+	env := []string{"HOME=/tmp"}
+	defaults := map[string]string{"PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin", "LANG": "C.UTF-8"}
+	for _, k := range []string{"PATH", "LANG", "TZ", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"} {
+		v := getenv(k)
+		if v == "" {
+			v = defaults[k]
+		}
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // ManagedInstances reports whether this is a Lambda Managed Instances
@@ -138,6 +168,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		STSTimeout:         l.duration(EnvSTSTimeout, DefaultSTSTimeout, 100*time.Millisecond, time.Minute),
 		RuntimeAPI:         strings.TrimSpace(getenv(envRuntimeAPI)),
 		Log:                l.logConfig(),
+		ProcessEnvBase:     processEnvBase(getenv),
 	}
 	c.Roles = l.roles()
 	l.clientRole(c.Roles)
@@ -244,7 +275,7 @@ func (l *loader) endpoint() string {
 	return v
 }
 
-func (l *loader) clientRole(roles map[string]*sts.AssumeRoleInput) {
+func (l *loader) clientRole(roles map[string]*Role) {
 	v := l.get(EnvClientRole)
 	if v == "" || len(roles) == 0 {
 		return

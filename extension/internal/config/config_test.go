@@ -296,3 +296,70 @@ func TestModeDefaultByExecutionModel(t *testing.T) {
 		}
 	}
 }
+
+// TestChainsAndCredentialProcess: a role may assume from another configured
+// role (SourceRole) and a role may come from a credential process; both
+// are validated with every problem reported at once.
+func TestChainsAndCredentialProcess(t *testing.T) {
+	const hub, spoke = `"arn:aws:iam::111111111111:role/hub"`, `"arn:aws:iam::222222222222:role/spoke"`
+	c, err := config.Load(base(map[string]string{
+		config.EnvAssumeRole: `{"RoleArn":` + spoke + `,"SourceRole":"hub"}`,
+		config.EnvRoles: `{"hub":{"RoleArn":` + hub + `,"SourceRole":"broker"},` +
+			`"broker":{"CredentialProcess":["/opt/bin/broker","--role","x"]},"spoke2":{"RoleArn":` + spoke + `,"SourceRole":"default"}}`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Roles["default"]; r.SourceRole != "hub" || aws.ToString(r.RoleArn) != "arn:aws:iam::222222222222:role/spoke" {
+		t.Errorf("default: %+v", r)
+	}
+	if r := c.Roles["broker"]; r.AssumeRoleInput != nil || strings.Join(r.CredentialProcess, " ") != "/opt/bin/broker --role x" {
+		t.Errorf("broker: %+v", r)
+	}
+	if r := c.Roles["spoke2"]; r.SourceRole != "default" || aws.ToInt32(r.DurationSeconds) != 3600 {
+		t.Errorf("spoke2: %+v", r)
+	}
+}
+
+func TestChainAndProcessErrors(t *testing.T) {
+	const arn = `"arn:aws:iam::123456789012:role/r"`
+	link := func(src string) string { return `{"RoleArn":` + arn + `,"SourceRole":"` + src + `"}` }
+	_, err := config.Load(base(map[string]string{
+		config.EnvRoles: `{` +
+			`"self":` + link("self") + `,` +
+			`"a":` + link("b") + `,"b":` + link("a") + `,` +
+			`"lost":` + link("nowhere") + `,` +
+			`"l1":{"RoleArn":` + arn + `},"l2":` + link("l1") + `,"l3":` + link("l2") + `,"l4":` + link("l3") + `,"l5":` + link("l4") + `,"l6":` + link("l5") + `,` +
+			`"both":{"RoleArn":` + arn + `,"CredentialProcess":["/bin/x"]},` +
+			`"procsrc":{"CredentialProcess":["/bin/x"],"SourceRole":"l1"},` +
+			`"relative":{"CredentialProcess":["broker","--x"]},` +
+			`"empty":{"CredentialProcess":[]},` +
+			`"extra":{"CredentialProcess":["/bin/x"],"DurationSeconds":900,"ExternalId":"abc"}}`,
+	}))
+	if err == nil {
+		t.Fatal("Load accepted broken chains and processes")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`CREDENTIAL_REFRESH_ROLES["self"].SourceRole: the roles form a cycle: self → self`,
+		`the roles form a cycle: a → b → a`,
+		`CREDENTIAL_REFRESH_ROLES["lost"].SourceRole: "nowhere" is not a configured role`,
+		`CREDENTIAL_REFRESH_ROLES["l6"].SourceRole: the chain l6 → l5 → l4 → l3 → l2 → l1 holds 6 roles; at most 5`,
+		`CREDENTIAL_REFRESH_ROLES["both"].RoleArn: a role takes either RoleArn (AssumeRole) or CredentialProcess, not both`,
+		`CREDENTIAL_REFRESH_ROLES["procsrc"].SourceRole: a CredentialProcess role has no SourceRole`,
+		`CREDENTIAL_REFRESH_ROLES["relative"].CredentialProcess[0]: "broker" must be the program's clean absolute path`,
+		`CREDENTIAL_REFRESH_ROLES["empty"].CredentialProcess: is empty`,
+		`CREDENTIAL_REFRESH_ROLES["extra"].DurationSeconds: applies to AssumeRole only`,
+		`CREDENTIAL_REFRESH_ROLES["extra"].ExternalId: applies to AssumeRole only`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error lacks %q", want)
+		}
+	}
+	if n := strings.Count(msg, "form a cycle: a → b → a") + strings.Count(msg, "form a cycle: b → a → b"); n != 1 {
+		t.Errorf("the a/b cycle is reported %d times, want once:\n%s", n, msg)
+	}
+	if strings.Contains(msg, `["l5"].SourceRole: the chain`) {
+		t.Errorf("a chain of 5 roles is allowed:\n%s", msg)
+	}
+}

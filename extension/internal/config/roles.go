@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +31,35 @@ type AssumeRole struct {
 	TransitiveTagKeys []string
 	SourceIdentity    *string
 	ProvidedContexts  []ProvidedContext
+	// SourceRole names another configured role whose credentials sign this
+	// role's AssumeRole: a link of a role chain (hub → spoke). Empty: the
+	// execution role's credentials.
+	SourceRole string
+	// CredentialProcess is the argv of a program that prints AWS's
+	// credential_process JSON; such a role has no RoleArn.
+	CredentialProcess []string
 }
+
+// Role is one configured role and where its credentials come from.
+type Role struct {
+	// The STS AssumeRole input; nil for a credential-process role.
+	*sts.AssumeRoleInput
+	// SourceRole is the configured role whose credentials sign the
+	// AssumeRole; empty for the execution role's.
+	SourceRole string
+	// CredentialProcess is the program and its arguments, for a
+	// credential-process role.
+	CredentialProcess []string
+}
+
+// MaxChainLinks is how many roles a chain may hold, its root included.
+const MaxChainLinks = 5
+
+// Limits on a CredentialProcess argv.
+const (
+	maxProcessArgs   = 64
+	maxProcessArgLen = 4096
+)
 
 // PolicyArn is STS's PolicyDescriptorType.
 type PolicyArn struct{ Arn string }
@@ -51,11 +82,11 @@ var (
 
 // roles assembles the default role (from the flat variables and/or
 // CREDENTIAL_REFRESH_ASSUME_ROLE) and the named roles.
-func (l *loader) roles() map[string]*sts.AssumeRoleInput {
+func (l *loader) roles() map[string]*Role {
 	shortOK := l.boolean(EnvAllowShortDurations)
 	defDuration := l.defaultDuration(shortOK)
 	defSession := SessionNameFrom(l.get("AWS_LAMBDA_FUNCTION_NAME"))
-	out := map[string]*sts.AssumeRoleInput{}
+	out := map[string]*Role{}
 
 	if def, src, ok := l.defaultRole(); ok {
 		out[DefaultRoleName] = l.finish(EnvAssumeRole, src, def, defDuration, defSession, shortOK)
@@ -66,7 +97,16 @@ func (l *loader) roles() map[string]*sts.AssumeRoleInput {
 	if len(out) == 0 && !l.hasRoleErrors() {
 		l.fail(EnvRoleArn, "no role configured: set %s, %s or %s", EnvRoleArn, EnvAssumeRole, EnvRoles)
 	}
+	l.chains(out)
 	return out
+}
+
+// roleVar is the variable a role is configured in, for error messages.
+func roleVar(name string) string {
+	if name == DefaultRoleName {
+		return EnvAssumeRole
+	}
+	return fmt.Sprintf("%s[%q]", EnvRoles, name)
 }
 
 func (l *loader) hasRoleErrors() bool {
@@ -230,7 +270,13 @@ func decodeStrict(js string, v any) error {
 
 // finish applies defaults, validates every field and converts to the SDK type.
 // v names the JSON variable; src names the flat variables that set fields.
-func (l *loader) finish(v string, src map[string]string, r AssumeRole, defDuration int32, defSession string, shortOK bool) *sts.AssumeRoleInput {
+func (l *loader) finish(v string, src map[string]string, r AssumeRole, defDuration int32, defSession string, shortOK bool) *Role {
+	if r.CredentialProcess != nil {
+		for _, p := range r.processProblems() {
+			l.fail(v+"."+p.field, "%s", p.msg)
+		}
+		return &Role{CredentialProcess: r.CredentialProcess}
+	}
 	if r.RoleSessionName == "" {
 		r.RoleSessionName = defSession
 	}
@@ -246,7 +292,85 @@ func (l *loader) finish(v string, src map[string]string, r AssumeRole, defDurati
 		}
 		l.fail(name, "%s", p.msg)
 	}
-	return r.input()
+	return &Role{AssumeRoleInput: r.input(), SourceRole: r.SourceRole}
+}
+
+// processProblems checks a credential-process role: an argv of an
+// absolute program path, and none of AssumeRole's fields.
+func (r *AssumeRole) processProblems() []problem {
+	var ps []problem
+	add := func(f, format string, args ...any) { ps = append(ps, problem{f, fmt.Sprintf(format, args...)}) }
+	argv := r.CredentialProcess
+	switch {
+	case len(argv) == 0:
+		add("CredentialProcess", "is empty; give the program and its arguments, e.g. [\"/opt/bin/broker\", \"--role\", \"x\"]")
+	case !filepath.IsAbs(argv[0]) || filepath.Clean(argv[0]) != argv[0]:
+		add("CredentialProcess[0]", "%q must be the program's clean absolute path (it is run directly, never through a shell)", argv[0])
+	case len(argv) > maxProcessArgs:
+		add("CredentialProcess", "has %d entries; at most %d", len(argv), maxProcessArgs)
+	}
+	for i, a := range argv {
+		if len(a) > maxProcessArgLen || strings.ContainsRune(a, 0) {
+			add(fmt.Sprintf("CredentialProcess[%d]", i), "must be at most %d bytes, with no NUL", maxProcessArgLen)
+		}
+	}
+	if r.RoleArn != "" {
+		add("RoleArn", "a role takes either RoleArn (AssumeRole) or CredentialProcess, not both")
+	}
+	if r.SourceRole != "" {
+		add("SourceRole", "a CredentialProcess role has no SourceRole: its program makes its own credentials")
+	}
+	for field, set := range map[string]bool{"RoleSessionName": r.RoleSessionName != "", "DurationSeconds": r.DurationSeconds != nil,
+		"ExternalId": r.ExternalId != nil, "Policy": r.Policy != nil, "PolicyArns": r.PolicyArns != nil, "Tags": r.Tags != nil,
+		"TransitiveTagKeys": r.TransitiveTagKeys != nil, "SourceIdentity": r.SourceIdentity != nil, "ProvidedContexts": r.ProvidedContexts != nil} {
+		if set {
+			add(field, "applies to AssumeRole only, not to a CredentialProcess role")
+		}
+	}
+	slices.SortFunc(ps, func(a, b problem) int { return strings.Compare(a.field, b.field) })
+	return ps
+}
+
+// chains checks every SourceRole: it names a configured role, follows no
+// cycle, and no chain holds more than MaxChainLinks roles.
+func (l *loader) chains(roles map[string]*Role) {
+	names := slices.Sorted(maps.Keys(roles))
+	cycles := map[string]bool{}
+	for _, name := range names {
+		r := roles[name]
+		if r.SourceRole == "" {
+			continue
+		}
+		if _, ok := roles[r.SourceRole]; !ok {
+			l.fail(roleVar(name)+".SourceRole", "%q is not a configured role (configured: %s)", r.SourceRole, strings.Join(names, ", "))
+			continue
+		}
+		path := []string{name}
+		for cur := r.SourceRole; cur != ""; cur = roles[cur].SourceRole {
+			if i := slices.Index(path, cur); i >= 0 {
+				cycle := path[i:]
+				if key := cycleKey(cycle); !cycles[key] {
+					cycles[key] = true
+					l.fail(roleVar(name)+".SourceRole", "the roles form a cycle: %s → %s", strings.Join(path, " → "), cur)
+				}
+				break
+			}
+			path = append(path, cur)
+			if roles[cur] == nil {
+				break // an unknown source, reported for its own role
+			}
+		}
+		if len(path) > MaxChainLinks && roles[path[len(path)-1]] != nil && roles[path[len(path)-1]].SourceRole == "" {
+			l.fail(roleVar(name)+".SourceRole", "the chain %s holds %d roles; at most %d", strings.Join(path, " → "), len(path), MaxChainLinks)
+		}
+	}
+}
+
+// cycleKey names a cycle whatever role it was found from.
+func cycleKey(cycle []string) string {
+	c := slices.Clone(cycle)
+	slices.Sort(c)
+	return strings.Join(c, "\x00")
 }
 
 type problem struct{ field, msg string }

@@ -19,7 +19,8 @@ import (
 // error messages do not, and we add only ARNs and durations.
 type Error struct {
 	Role       string // the role's name in our configuration
-	RoleArn    string
+	RoleArn    string // the role assumed, for AssumeRole sources
+	Origin     string // where the credentials come from: Source.Describe()
 	Code       string // STS error code, or RequestTimeout / ConnectionError / ...
 	Message    string
 	Retryable  bool
@@ -28,7 +29,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("assume role %s: %s: %s", e.RoleArn, e.Code, e.Message)
+	origin := e.Origin
+	if origin == "" {
+		origin = "assume role " + e.RoleArn
+	}
+	return fmt.Sprintf("%s: %s: %s", origin, e.Code, e.Message)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -41,12 +46,20 @@ var retryableCodes = map[string]bool{
 	"IDPCommunicationError": true, "RequestTimeout": true, "RequestTimeoutException": true,
 }
 
-// classify turns an SDK error into an *Error.
-func classify(role, arn string, err error) *Error {
-	e := &Error{Role: role, RoleArn: arn, Err: err}
+// classify turns a source's error into an *Error.
+func classify(role string, err error) *Error {
+	e := &Error{Role: role, Err: err}
 	var api smithy.APIError
 	var resp *awshttp.ResponseError
+	var from *Error
+	var proc *ProcessError
 	switch {
+	case errors.As(err, &from):
+		// A chain link whose source role has no credentials to sign with.
+		e.Code, e.Retryable = "SourceRoleUnavailable", from.Retryable
+		e.Message = fmt.Sprintf("its source role %q has no credentials: %s: %s", from.Role, from.Code, from.Message)
+	case errors.As(err, &proc):
+		e.Code, e.Message, e.Retryable = proc.Code(), proc.Error(), proc.Kind != ProcessNotRunnable
 	case errors.As(err, &api):
 		e.Code, e.Message = api.ErrorCode(), api.ErrorMessage()
 		e.Retryable = retryableCodes[e.Code] || (errors.As(err, &resp) && resp.HTTPStatusCode() >= http.StatusInternalServerError)

@@ -8,7 +8,8 @@ import (
 
 // Health is a role's state for /v1/health. It holds no credential material.
 type Health struct {
-	RoleArn             string     `json:"roleArn"`
+	RoleArn             string     `json:"roleArn,omitempty"`
+	Source              string     `json:"source"`
 	State               string     `json:"state"`
 	Refreshing          bool       `json:"refreshing"`
 	AccessKeyID         string     `json:"accessKeyId,omitempty"`
@@ -36,10 +37,14 @@ const (
 // Health reports the keeper's state at the current time.
 func (k *Keeper) Health() Health {
 	now := k.opts.Now()
-	h := Health{RoleArn: aws.ToString(k.input.RoleArn), Refreshing: k.refreshing.Load(), STSCalls: k.stsCalls.Load(),
-		STSFailures: k.stsFailures.Load(), Served: k.served.Load(), Waited: k.waited.Load()}
+	h := Health{Source: k.source.Describe(), STSCalls: k.calls.Load(),
+		STSFailures: k.failures.Load(), Served: k.served.Load(), Waited: k.waited.Load()}
+	if s, ok := k.source.(*AssumeRoleSource); ok {
+		h.RoleArn = aws.ToString(s.Input.RoleArn)
+	}
 	k.mu.Lock()
 	f := k.fail
+	h.Refreshing = k.flight != nil
 	k.mu.Unlock()
 	h.ConsecutiveFailures = f.count
 	if f.last != nil {

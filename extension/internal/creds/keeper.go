@@ -2,27 +2,21 @@ package creds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"golang.org/x/sync/singleflight"
 )
 
-// AssumeRoleAPIClient is the part of *sts.Client the keeper uses.
-type AssumeRoleAPIClient interface {
-	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
-}
-
-// Source is the aws.Credentials.Source of everything the keeper hands out.
-const Source = "CredentialRefreshExtension"
+// CredentialsSource is the aws.Credentials.Source of everything the keeper
+// hands out.
+const CredentialsSource = "CredentialRefreshExtension"
 
 // Options tune a Keeper. The zero value of each field means its default.
 type Options struct {
@@ -36,53 +30,74 @@ type Options struct {
 	Rand func() float64
 	// Logger. Default discards.
 	Logger *slog.Logger
-	// RefreshTimeout bounds one refresh, SDK retries included. Default 30s.
+	// RefreshTimeout bounds one refresh, retries included. Default 30s.
 	RefreshTimeout time.Duration
+	// Lifetime is the lifetime asked of the source, which scales the backoff
+	// before the first credentials arrive. Default: the AssumeRole input's
+	// DurationSeconds, else 1 h.
+	Lifetime time.Duration
 	// Window overrides the lifetime-scaled window (tests). Default WindowFor.
 	Window func(lifetime time.Duration) Window
 	// RefreshInBackground (eager mode) makes a request inside the refresh
 	// window never wait: it gets the cached credentials and the refresh runs
 	// behind it. Otherwise (deferred mode) that request waits up to
 	// StaleWait for the refresh, so it leaves with fresh credentials, and
-	// falls back to the cached, still-valid ones if STS fails or is slow.
+	// falls back to the cached, still-valid ones if the source fails or is
+	// slow.
 	RefreshInBackground bool
 	// StaleWait bounds that wait. Default 500ms: a healthy STS answers well
 	// within it, and SDK clients time out their own request after 1-2s.
 	StaleWait time.Duration
+	// ForceInterval is the least time between two forced refreshes
+	// (Refresh), so a retry loop cannot storm STS. Default 10s.
+	ForceInterval time.Duration
+	// Identify returns the identity of a credential set (STS
+	// GetCallerIdentity with it). Nil: Identity reports ErrNoIdentity.
+	Identify func(ctx context.Context, c aws.Credentials) (Identity, error)
 }
 
-// Keeper keeps one role's credentials fresh. It is safe for concurrent use;
-// the read path is one atomic load and a clock read.
+// Keeper keeps one role's credentials fresh from a Source. It is safe for
+// concurrent use.
+//
+// How it works, in three sentences. The credentials being served sit in an
+// atomic pointer that the read path loads without a lock. At most one
+// refresh is in flight: starting or joining it, and the backoff state,
+// are guarded by mu, and the refresh runs in its own goroutine on the
+// keeper's context, publishing its outcome (a new entry, or a failure that
+// sets the backoff) before it closes its done channel. Callers that need
+// the outcome wait on that channel or on their own context, whichever ends
+// first.
 type Keeper struct {
-	client AssumeRoleAPIClient
-	input  sts.AssumeRoleInput
+	source Source
 	opts   Options
-	// configured is the lifetime asked of STS, used for the backoff scale
-	// before the first credentials arrive.
-	configured time.Duration
-
-	cur    atomic.Pointer[entry]
-	flight singleflight.Group
 	base   context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex // guards fail
-	fail failure
+	cur atomic.Pointer[entry]
 
-	// refreshing is true from the moment a refresh is started until it ends,
-	// so a burst of requests starts one flight and Health can report it.
-	refreshing atomic.Bool
-	// flightStart is when the refresh in flight called STS (Unix ns).
-	flightStart atomic.Int64
+	mu         sync.Mutex
+	flight     *flight // the refresh in progress, or nil
+	fail       failure
+	lastForced time.Time
 
-	stsCalls, stsFailures, served, waited atomic.Int64
+	calls, failures, served, waited atomic.Int64
 }
 
+// entry is one credential set and when to act on it.
 type entry struct {
 	creds     aws.Credentials
 	issued    time.Time
 	refreshAt time.Time // start refreshing from here
 	floorAt   time.Time // never serve from here on
+	identity  identityCache
+}
+
+// flight is one refresh. entry or err is set before done is closed.
+type flight struct {
+	done    chan struct{}
+	started time.Time
+	entry   *entry
+	err     *Error
 }
 
 type failure struct {
@@ -92,34 +107,39 @@ type failure struct {
 	lastRefresh time.Time
 }
 
-// NewKeeper returns a keeper that assumes the role described by input with
-// client. Close it to abort in-flight STS calls.
-func NewKeeper(client AssumeRoleAPIClient, input *sts.AssumeRoleInput, optFns ...func(*Options)) *Keeper {
+// NewKeeper returns a keeper of the credentials source fetches. Close it to
+// abort a refresh in flight.
+func NewKeeper(source Source, optFns ...func(*Options)) *Keeper {
 	o := Options{Name: "default", Now: time.Now, Rand: rand.Float64,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RefreshTimeout: 30 * time.Second, Window: WindowFor,
-		StaleWait: 500 * time.Millisecond}
+		StaleWait: 500 * time.Millisecond, ForceInterval: 10 * time.Second}
+	if s, ok := source.(interface{ lifetime() time.Duration }); ok {
+		o.Lifetime = s.lifetime()
+	}
 	for _, fn := range optFns {
 		fn(&o)
+	}
+	if o.Lifetime <= 0 {
+		o.Lifetime = time.Hour
 	}
 	// Decisions use the wall clock only: a monotonic reading (which may not
 	// advance while Lambda freezes the sandbox) must not stretch a backoff.
 	clock := o.Now
 	o.Now = func() time.Time { return clock().Round(0) }
-	k := &Keeper{client: client, input: *input, opts: o,
-		configured: time.Duration(aws.ToInt32(input.DurationSeconds)) * time.Second}
-	if k.configured <= 0 {
-		k.configured = time.Hour
-	}
+	k := &Keeper{source: source, opts: o}
 	k.base, k.cancel = context.WithCancel(context.Background())
 	return k
 }
 
-// Close aborts any STS call in flight. Credentials already fetched stay
+// Close aborts any refresh in flight. Credentials already fetched stay
 // readable until they reach the floor.
 func (k *Keeper) Close() { k.cancel() }
 
 // Name is the role's configured name.
 func (k *Keeper) Name() string { return k.opts.Name }
+
+// Describe says where the credentials come from.
+func (k *Keeper) Describe() string { return k.source.Describe() }
 
 // Credentials returns credentials with more than the floor left. It serves
 // from cache when it can. Inside the refresh window it starts the (single)
@@ -131,11 +151,10 @@ func (k *Keeper) Credentials(ctx context.Context) (aws.Credentials, error) {
 	e := k.cur.Load()
 	switch {
 	case e == nil || !now.Before(e.floorAt):
-		return k.wait(ctx, now)
+		return k.waitFor(ctx, now)
 	case now.Before(e.refreshAt):
 	case k.opts.RefreshInBackground:
-		k.refreshInBackground(now)
-	case k.gate(now) != nil: // deferred, in backoff: serve the still-valid ones
+		_, _ = k.start(now, false)
 	default:
 		return k.refreshBriefly(ctx, e, now)
 	}
@@ -144,27 +163,132 @@ func (k *Keeper) Credentials(ctx context.Context) (aws.Credentials, error) {
 }
 
 // refreshBriefly is deferred mode inside the refresh window: wait a little
-// for the refresh, so the caller leaves with fresh credentials; if STS fails
-// or is slow, serve e, unless the wait took it to the floor.
+// for the refresh, so the caller leaves with fresh credentials; if the
+// source fails or is slow, serve e, unless the wait took it to the floor.
 func (k *Keeper) refreshBriefly(ctx context.Context, e *entry, now time.Time) (aws.Credentials, error) {
-	if k.refreshing.Load() && now.Sub(time.Unix(0, k.flightStart.Load())) >= k.opts.StaleWait {
-		// STS is already slow for this flight: do not make every request in
-		// the window pay the wait again.
-		k.served.Add(1)
-		return e.creds, nil
+	f, err := k.start(now, false)
+	if err != nil || f == nil || now.Sub(f.started) >= k.opts.StaleWait {
+		// In backoff, refreshed meanwhile, or a flight already known to be
+		// slow: do not make every request in the window pay the wait.
+		return k.serve(ctx, e, now)
 	}
 	wctx, cancel := context.WithTimeout(ctx, min(k.opts.StaleWait, e.floorAt.Sub(now)))
 	defer cancel()
-	if c, err := k.wait(wctx, now); err == nil {
+	k.waited.Add(1)
+	if c, err := k.outcome(wctx, f); err == nil {
 		return c, nil
 	}
 	// The refresh's own failure is logged. Check the clock again: time
 	// passed (or the sandbox froze) while we waited.
-	if now = k.opts.Now(); !now.Before(e.floorAt) {
-		return k.wait(ctx, now)
+	return k.serve(ctx, e, k.opts.Now())
+}
+
+// serve hands out e if it is still above the floor, or the newest entry
+// if one arrived, else waits for a refresh.
+func (k *Keeper) serve(ctx context.Context, e *entry, now time.Time) (aws.Credentials, error) {
+	if n := k.cur.Load(); n != nil && n != e && now.Before(n.floorAt) {
+		e = n
+	}
+	if !now.Before(e.floorAt) {
+		return k.waitFor(ctx, now)
 	}
 	k.served.Add(1)
 	return e.creds, nil
+}
+
+// waitFor is the path with nothing servable: join or start the refresh and
+// wait for it; in backoff, the last error at once.
+func (k *Keeper) waitFor(ctx context.Context, now time.Time) (aws.Credentials, error) {
+	f, err := k.start(now, false)
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	if f == nil { // another caller's refresh just landed
+		return k.Credentials(ctx)
+	}
+	k.waited.Add(1)
+	return k.outcome(ctx, f)
+}
+
+// outcome waits for f and checks what it brought against the clock again:
+// the flight may have started long before (or the sandbox froze).
+func (k *Keeper) outcome(ctx context.Context, f *flight) (aws.Credentials, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return aws.Credentials{}, ctx.Err()
+	}
+	if f.err != nil {
+		return aws.Credentials{}, f.err
+	}
+	if !k.opts.Now().Before(f.entry.floorAt) {
+		return aws.Credentials{}, k.newError("CredentialsTooShortLived", "the source returned credentials that expire too soon to serve", true, nil)
+	}
+	k.served.Add(1)
+	return f.entry.creds, nil
+}
+
+// start joins the refresh in flight or starts one. It returns a nil flight
+// when none is needed (unless force: the current credentials are fresh),
+// and the last error while a backoff is in force (unless force).
+func (k *Keeper) start(now time.Time, force bool) (*flight, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.flight != nil {
+		return k.flight, nil
+	}
+	if e := k.cur.Load(); !force && e != nil && now.Before(e.refreshAt) {
+		return nil, nil
+	}
+	if err := k.gateLocked(now); err != nil && !force {
+		return nil, err
+	}
+	f := &flight{done: make(chan struct{}), started: now}
+	k.flight = f
+	go k.run(f)
+	return f, nil
+}
+
+// run makes one call to the source and publishes its outcome.
+func (k *Keeper) run(f *flight) {
+	ctx, cancel := context.WithTimeout(k.base, k.opts.RefreshTimeout)
+	defer cancel()
+	k.calls.Add(1)
+	c, err := k.source.Retrieve(ctx)
+	now := k.opts.Now()
+	if err == nil {
+		err = validCredentials(c, now)
+	}
+	var e *entry
+	if err == nil {
+		e = k.newEntry(c, now)
+		k.logRefreshed(e, now.Sub(f.started))
+	}
+	k.mu.Lock()
+	if e != nil {
+		k.cur.Store(e)
+		// The last error stays for /v1/health; the count clears the backoff.
+		k.fail.count, k.fail.nextAttempt, k.fail.lastRefresh = 0, time.Time{}, now
+		f.entry = e
+	} else {
+		f.err = k.recordFailureLocked(err, now)
+	}
+	k.flight = nil
+	k.mu.Unlock()
+	if f.err != nil {
+		k.logFailure(f.err, now)
+	}
+	close(f.done)
+}
+
+func validCredentials(c aws.Credentials, now time.Time) error {
+	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+		return errors.New("the source returned no access key id or secret key")
+	}
+	if c.CanExpire && !c.Expires.After(now) {
+		return fmt.Errorf("the source returned credentials that expired at %s (is the clock right?)", c.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Tick is the eager mode's hook for every INVOKE event: it starts a
@@ -172,20 +296,23 @@ func (k *Keeper) refreshBriefly(ctx context.Context, e *entry, now time.Time) (a
 func (k *Keeper) Tick() {
 	now := k.opts.Now()
 	if e := k.cur.Load(); e == nil || !now.Before(e.refreshAt) {
-		k.refreshInBackground(now)
+		_, _ = k.start(now, false)
 	}
 }
 
-// Prefetch fetches credentials now unless valid ones are cached, waiting for
-// the result. Eager mode calls it at start-up.
+// Prefetch fetches credentials now unless fresh ones are cached, waiting for
+// the result. Eager mode calls it at start-up and on its timer.
 func (k *Keeper) Prefetch(ctx context.Context) error {
-	now := k.opts.Now()
-	if e := k.cur.Load(); e != nil && now.Before(e.refreshAt) {
-		return nil
+	f, err := k.start(k.opts.Now(), false)
+	if err != nil || f == nil {
+		return err
 	}
 	select {
-	case r := <-k.flight.DoChan("refresh", k.refresh):
-		return r.Err
+	case <-f.done:
+		if f.err != nil {
+			return f.err
+		}
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -199,7 +326,7 @@ func (k *Keeper) Prefetch(ctx context.Context) error {
 // longer than maxSleep, so a jump of the wall clock (a freeze, a restore
 // from a snapshot) is noticed; requests check the clock themselves anyway.
 func (k *Keeper) KeepFresh(ctx context.Context, maxSleep time.Duration) {
-	const minSleep = 100 * time.Millisecond // no busy loop if STS hands out short-lived credentials
+	const minSleep = 100 * time.Millisecond // no busy loop if a source hands out short-lived credentials
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -233,34 +360,8 @@ func (k *Keeper) due(now time.Time) time.Time {
 	return at
 }
 
-func (k *Keeper) wait(ctx context.Context, now time.Time) (aws.Credentials, error) {
-	if err := k.gate(now); err != nil {
-		return aws.Credentials{}, err
-	}
-	k.waited.Add(1)
-	select {
-	case r := <-k.flight.DoChan("refresh", k.refresh):
-		if r.Err != nil {
-			return aws.Credentials{}, r.Err
-		}
-		e := r.Val.(*entry)
-		// The flight may have started long before this caller arrived (or
-		// the sandbox was frozen meanwhile): check against the clock again.
-		if !k.opts.Now().Before(e.floorAt) {
-			return aws.Credentials{}, &Error{Role: k.opts.Name, RoleArn: aws.ToString(k.input.RoleArn),
-				Code: "CredentialsTooShortLived", Message: "STS returned credentials that expire too soon to serve", Retryable: true}
-		}
-		k.served.Add(1)
-		return e.creds, nil
-	case <-ctx.Done():
-		return aws.Credentials{}, ctx.Err()
-	}
-}
-
-// gate returns the last error, with its Retry-After, while in backoff.
-func (k *Keeper) gate(now time.Time) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+// gateLocked returns the last error, with its Retry-After, while in backoff.
+func (k *Keeper) gateLocked(now time.Time) error {
 	if k.fail.count == 0 || !now.Before(k.fail.nextAttempt) {
 		return nil
 	}
@@ -269,128 +370,71 @@ func (k *Keeper) gate(now time.Time) error {
 	return &err
 }
 
-func (k *Keeper) refreshInBackground(now time.Time) {
-	if k.gate(now) != nil || !k.refreshing.CompareAndSwap(false, true) {
-		return // in backoff (the next request after it tries again), or already refreshing
-	}
-	// DoChan runs the refresh in its own goroutine, or joins a flight in
-	// progress (one started by a waiting caller, or one just finishing, in
-	// which case refresh never runs for us): either way the flag is cleared
-	// when the result is in, so a later window is never skipped.
-	ch := k.flight.DoChan("refresh", k.refresh)
-	go func() {
-		<-ch
-		k.refreshing.Store(false)
-	}()
-}
-
-// refresh makes one STS call. It runs inside the single flight.
-func (k *Keeper) refresh() (any, error) {
-	k.refreshing.Store(true)
-	defer k.refreshing.Store(false)
-	start := k.opts.Now()
-	if e := k.cur.Load(); e != nil && start.Before(e.refreshAt) {
-		return e, nil // a flight that just finished already did the work
-	}
-	if err := k.gate(start); err != nil {
-		return nil, err // a flight that just finished failed: honour its backoff
-	}
-	ctx, cancel := context.WithTimeout(k.base, k.opts.RefreshTimeout)
-	defer cancel()
-	in := k.input // a copy: the SDK must not share our input across calls
-	k.flightStart.Store(start.UnixNano())
-	k.stsCalls.Add(1)
-	out, err := k.client.AssumeRole(ctx, &in)
-	now := k.opts.Now()
-	if err == nil {
-		err = validOutput(out, now)
-	}
-	if err != nil {
-		return nil, k.recordFailure(err, now)
-	}
-	e := k.newEntry(out, now)
-	k.cur.Store(e)
-	k.recordSuccess(now)
-	k.opts.Logger.Info("credentials refreshed", "role", k.opts.Name, "roleArn", aws.ToString(k.input.RoleArn),
-		"accessKeyId", e.creds.AccessKeyID, "expiration", e.creds.Expires.UTC().Format(time.RFC3339),
-		"refreshAt", e.refreshAt.UTC().Format(time.RFC3339Nano), "took", now.Sub(start).String())
-	return e, nil
-}
-
-func validOutput(out *sts.AssumeRoleOutput, now time.Time) error {
-	c := out.Credentials
-	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
-		return fmt.Errorf("STS response lacks credentials")
-	}
-	if !c.Expiration.After(now) {
-		return fmt.Errorf("STS returned credentials that expired at %s (is the clock right?)", c.Expiration.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
-
-func (k *Keeper) newEntry(out *sts.AssumeRoleOutput, now time.Time) *entry {
-	c := out.Credentials
+func (k *Keeper) newEntry(c aws.Credentials, now time.Time) *entry {
 	// Served as RFC 3339 in whole seconds: cut it here, so the windows (the
 	// floor above all) apply to the expiry clients are told, not to a
 	// fraction of a second later.
-	expires := c.Expiration.UTC().Truncate(time.Second)
+	expires := c.Expires.UTC().Truncate(time.Second)
+	if !c.CanExpire {
+		// Long-term keys (a credential process may return them): treated as
+		// living ProcessDefaultLifetime, so they are fetched again then.
+		expires = now.Add(ProcessDefaultLifetime).UTC().Truncate(time.Second)
+	}
 	w := k.opts.Window(expires.Sub(now))
 	jitter := time.Duration(float64(w.Jitter) * k.opts.Rand())
-	return &entry{
-		creds: aws.Credentials{AccessKeyID: *c.AccessKeyId, SecretAccessKey: *c.SecretAccessKey,
-			SessionToken: *c.SessionToken, CanExpire: true, Expires: expires, Source: Source,
-			AccountID: accountOf(out)},
-		issued:    now,
-		refreshAt: expires.Add(-w.Refresh - jitter),
-		floorAt:   expires.Add(-w.Floor),
-	}
+	c.CanExpire, c.Expires, c.Source = true, expires, CredentialsSource
+	return &entry{creds: c, issued: now, refreshAt: expires.Add(-w.Refresh - jitter), floorAt: expires.Add(-w.Floor)}
 }
 
-// accountOf reads the account from arn:aws:sts::123456789012:assumed-role/...
-func accountOf(out *sts.AssumeRoleOutput) string {
-	if out.AssumedRoleUser == nil {
-		return ""
-	}
-	parts := strings.SplitN(aws.ToString(out.AssumedRoleUser.Arn), ":", 6)
-	if len(parts) < 5 {
-		return ""
-	}
-	return parts[4]
+func (k *Keeper) logRefreshed(e *entry, took time.Duration) {
+	k.opts.Logger.Info("credentials refreshed", "role", k.opts.Name, "source", k.source.Describe(),
+		"accessKeyId", e.creds.AccessKeyID, "expiration", e.creds.Expires.UTC().Format(time.RFC3339),
+		"refreshAt", e.refreshAt.UTC().Format(time.RFC3339Nano), "took", took.String())
 }
 
-func (k *Keeper) recordSuccess(now time.Time) {
-	k.mu.Lock()
-	// The last error stays for /v1/health; the count clears the backoff.
-	k.fail.count, k.fail.nextAttempt, k.fail.lastRefresh = 0, time.Time{}, now
-	k.mu.Unlock()
-}
-
-// recordFailure classifies err, sets the backoff and logs. Still-valid
+// recordFailureLocked classifies err and sets the backoff. Still-valid
 // credentials stay in place: the read path keeps serving them.
-func (k *Keeper) recordFailure(err error, now time.Time) *Error {
-	k.stsFailures.Add(1)
-	e := classify(k.opts.Name, aws.ToString(k.input.RoleArn), err)
-	lifetime := k.configured
-	cur := k.cur.Load()
-	if cur != nil {
+func (k *Keeper) recordFailureLocked(err error, now time.Time) *Error {
+	k.failures.Add(1)
+	e := k.classify(err)
+	lifetime := k.opts.Lifetime
+	if cur := k.cur.Load(); cur != nil {
 		lifetime = cur.creds.Expires.Sub(cur.issued)
 	}
-	w := k.opts.Window(lifetime)
-	k.mu.Lock()
 	k.fail.count++
 	n := k.fail.count
 	if !e.Retryable {
 		n = 1 << 10 // irrecoverable: back off the most, do not hammer STS
 	}
 	k.fail.last = e
-	k.fail.nextAttempt = now.Add(w.backoff(n, k.opts.Rand()))
-	k.mu.Unlock()
-	attrs := []any{"role", k.opts.Name, "code", e.Code, "error", e.Message, "retryable", e.Retryable}
-	if cur != nil && now.Before(cur.floorAt) {
+	k.fail.nextAttempt = now.Add(k.opts.Window(lifetime).backoff(n, k.opts.Rand()))
+	return e
+}
+
+func (k *Keeper) logFailure(e *Error, now time.Time) {
+	attrs := []any{"role", k.opts.Name, "source", k.source.Describe(), "code", e.Code, "error", e.Message, "retryable", e.Retryable}
+	if cur := k.cur.Load(); cur != nil && now.Before(cur.floorAt) {
 		k.opts.Logger.Warn("refresh failed; serving the still-valid credentials", append(attrs,
 			"expiresIn", cur.creds.Expires.Sub(now).Round(time.Millisecond).String())...)
 	} else {
 		k.opts.Logger.Error("refresh failed; no valid credentials to serve", attrs...)
+	}
+}
+
+// classify turns a source's error into an *Error for this role.
+func (k *Keeper) classify(err error) *Error {
+	e := classify(k.opts.Name, err)
+	e.Origin = k.source.Describe()
+	if s, ok := k.source.(*AssumeRoleSource); ok {
+		e.RoleArn = aws.ToString(s.Input.RoleArn)
+	}
+	return e
+}
+
+func (k *Keeper) newError(code, msg string, retryable bool, err error) *Error {
+	e := &Error{Role: k.opts.Name, Origin: k.source.Describe(), Code: code, Message: msg, Retryable: retryable, Err: err}
+	if s, ok := k.source.(*AssumeRoleSource); ok {
+		e.RoleArn = aws.ToString(s.Input.RoleArn)
 	}
 	return e
 }

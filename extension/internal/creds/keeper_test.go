@@ -38,9 +38,9 @@ func newFixture(t *testing.T, duration int32, optFns ...func(*creds.Options)) *f
 		o.Rand = func() float64 { return 0 }
 		o.Logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}}, optFns...)
-	f.keeper = creds.NewKeeper(f.sts.Client(2), &sts.AssumeRoleInput{
+	f.keeper = creds.NewKeeper(creds.AssumeRole(f.sts.Client(2), &sts.AssumeRoleInput{
 		RoleArn: aws.String("arn:aws:iam::123456789012:role/target"), RoleSessionName: aws.String("test"),
-		DurationSeconds: aws.Int32(duration)}, opts...)
+		DurationSeconds: aws.Int32(duration)}), opts...)
 	t.Cleanup(f.keeper.Close)
 	return f
 }
@@ -356,7 +356,7 @@ func TestNetworkErrorsAreRetryable(t *testing.T) {
 func TestAllAssumeRoleFieldsSent(t *testing.T) {
 	clock := ststest.NewClock(t0)
 	fake := ststest.New(t, clock.Now)
-	k := creds.NewKeeper(fake.Client(1), &sts.AssumeRoleInput{
+	k := creds.NewKeeper(creds.AssumeRole(fake.Client(1), &sts.AssumeRoleInput{
 		RoleArn: aws.String("arn:aws:iam::123456789012:role/target"), RoleSessionName: aws.String("sess"),
 		DurationSeconds: aws.Int32(900), ExternalId: aws.String("ext"), Policy: aws.String(`{"Version":"2012-10-17"}`),
 		PolicyArns:        []types.PolicyDescriptorType{{Arn: aws.String("arn:aws:iam::aws:policy/ReadOnlyAccess")}},
@@ -364,7 +364,7 @@ func TestAllAssumeRoleFieldsSent(t *testing.T) {
 		TransitiveTagKeys: []string{"team"}, SourceIdentity: aws.String("alice"),
 		ProvidedContexts: []types.ProvidedContext{{ProviderArn: aws.String("arn:aws:iam::aws:contextProvider/IdentityCenter"),
 			ContextAssertion: aws.String("assert")}},
-	}, func(o *creds.Options) { o.Now = clock.Now })
+	}), func(o *creds.Options) { o.Now = clock.Now })
 	defer k.Close()
 	if _, err := k.Credentials(context.Background()); err != nil {
 		t.Fatal(err)
@@ -467,8 +467,8 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 func BenchmarkKeeperCredentials(b *testing.B) {
 	clock := ststest.NewClock(time.Now())
 	fake := ststest.New(b, clock.Now)
-	k := creds.NewKeeper(fake.Client(1), &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
-		RoleSessionName: aws.String("b"), DurationSeconds: aws.Int32(3600)})
+	k := creds.NewKeeper(creds.AssumeRole(fake.Client(1), &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
+		RoleSessionName: aws.String("b"), DurationSeconds: aws.Int32(3600)}))
 	defer k.Close()
 	if err := k.Prefetch(context.Background()); err != nil {
 		b.Fatal(err)

@@ -62,8 +62,8 @@ func (s *memSTS) Fail(n int) {
 }
 
 func newMemKeeper(s *memSTS, optFns ...func(*creds.Options)) *creds.Keeper {
-	return creds.NewKeeper(s, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/target"),
-		RoleSessionName: aws.String("test"), DurationSeconds: aws.Int32(int32(s.lifetime / time.Second))},
+	return creds.NewKeeper(creds.AssumeRole(s, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/target"),
+		RoleSessionName: aws.String("test"), DurationSeconds: aws.Int32(int32(s.lifetime / time.Second))}),
 		append([]func(*creds.Options){func(o *creds.Options) { o.RefreshInBackground = true }}, optFns...)...)
 }
 

@@ -75,7 +75,7 @@ func contractSecret(t *testing.T, prefix string) string {
 func contractCreds(t *testing.T, key string, expires time.Time) aws.Credentials {
 	return aws.Credentials{
 		AccessKeyID: key, SecretAccessKey: contractSecret(t, "secret-"), SessionToken: contractSecret(t, "session-"),
-		CanExpire: true, Expires: expires.UTC().Truncate(time.Second), AccountID: contractAccountID, Source: creds.Source,
+		CanExpire: true, Expires: expires.UTC().Truncate(time.Second), AccountID: contractAccountID, Source: creds.CredentialsSource,
 	}
 }
 
@@ -501,10 +501,10 @@ func TestContractSDKsNeverGetNearExpiryCredentials(t *testing.T) {
 			t.Parallel()
 			clock := &shiftedClock{}
 			fake := &countingSTS{clock: clock, secret: contractSecret(t, "")}
-			keeper := creds.NewKeeper(fake, &sts.AssumeRoleInput{
+			keeper := creds.NewKeeper(creds.AssumeRole(fake, &sts.AssumeRoleInput{
 				RoleArn: aws.String("arn:aws:iam::" + contractAccountID + ":role/contract"), RoleSessionName: aws.String("contract"),
 				DurationSeconds: aws.Int32(3600),
-			}, func(o *creds.Options) { o.Now = clock.Now })
+			}), func(o *creds.Options) { o.Now = clock.Now })
 			t.Cleanup(keeper.Close)
 			ep := startContractServer(t, map[string]server.Role{server.DefaultRole: keeper})
 			secrets := append(ep.secrets, fake.setSecret(1), fake.setToken(1), fake.setSecret(2), fake.setToken(2))

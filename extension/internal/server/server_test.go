@@ -43,9 +43,9 @@ func start(t *testing.T, roleNames ...string) *env {
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	roles := map[string]server.Role{}
 	for _, name := range roleNames {
-		k := creds.NewKeeper(e.sts.Client(1), &sts.AssumeRoleInput{
+		k := creds.NewKeeper(creds.AssumeRole(e.sts.Client(1), &sts.AssumeRoleInput{
 			RoleArn: aws.String("arn:aws:iam::123456789012:role/" + name), RoleSessionName: aws.String("t"),
-			DurationSeconds: aws.Int32(3600)}, func(o *creds.Options) {
+			DurationSeconds: aws.Int32(3600)}), func(o *creds.Options) {
 			o.Name, o.Now, o.Logger = name, e.clock.Now, logger
 		})
 		t.Cleanup(k.Close)
