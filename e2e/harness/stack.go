@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -122,6 +123,9 @@ type Options struct {
 	// Env is appended to the generated environment; a later KEY=VALUE wins,
 	// and KEY= (empty) removes KEY.
 	Env []string
+	// LayerDir replaces Stack.LayerDir as /opt, e.g. the layer merged with
+	// another extension's (MergeLayers). Empty: Stack.LayerDir.
+	LayerDir string
 }
 
 // Environment is one execution environment under RIE with its own proxy.
@@ -156,7 +160,7 @@ func (s *Stack) Start(ctx context.Context, o Options) (*Environment, error) {
 		TokenFile: filepath.Join(dir, "token", "token"), LogPath: filepath.Join(dir, "rie.log")}
 	task, command := s.task(o.Runtime)
 	e.Function, err = StartFunction(ctx, FunctionSpec{
-		Tools: s.Tools, LayerDir: s.LayerDir, TaskDir: task, Command: command,
+		Tools: s.Tools, LayerDir: cmp.Or(o.LayerDir, s.LayerDir), TaskDir: task, Command: command,
 		Env: e.env(dir), LogPath: e.LogPath,
 	})
 	if err != nil {
