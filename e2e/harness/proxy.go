@@ -45,6 +45,10 @@ type Event struct {
 	AccessKeyID string    // the signer; for AssumeRole, the key issued
 	Expiration  time.Time // AssumeRole: the issued key's Expiration; ExpiredToken: the key's
 	Status      int
+	// Signer is the access key ID that signed the request, for every kind
+	// (AccessKeyID of an AssumeRole is the key it issued): it shows which
+	// base credentials the extension used.
+	Signer string
 }
 
 // Proxy is the expiry-enforcing reverse proxy in front of moto. moto itself
@@ -162,7 +166,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
 	id, service := signer(r)
-	ev := Event{Time: p.now(), Service: service, Method: r.Method, Path: r.URL.Path, AccessKeyID: id}
+	ev := Event{Time: p.now(), Service: service, Method: r.Method, Path: r.URL.Path, AccessKeyID: id, Signer: id}
 	if service == "sts" && p.stsDown.Load() {
 		ev.Kind, ev.Status = STSDown, http.StatusServiceUnavailable
 		p.record(ev)
@@ -189,7 +193,7 @@ func (p *Proxy) observe(resp *http.Response) error {
 		in := resp.Request
 		id, service := signer(in)
 		p.record(Event{Time: p.now(), Kind: Forwarded, Service: service, Method: in.Method,
-			Path: in.URL.Path, AccessKeyID: id, Status: resp.StatusCode})
+			Path: in.URL.Path, AccessKeyID: id, Signer: id, Status: resp.StatusCode})
 		return nil
 	}
 	body, err := io.ReadAll(resp.Body)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -136,6 +137,9 @@ type Options struct {
 	// extension's default (the variable unset) on the managed-instances
 	// path, whose /tmp is the environment's own.
 	TokenFile string
+	// LayerDir replaces Stack.LayerDir as /opt, e.g. the layer merged with
+	// another extension's (MergeLayers). Empty: Stack.LayerDir.
+	LayerDir string
 }
 
 // Environment is one execution environment under RIE with its own proxy.
@@ -176,7 +180,7 @@ func (s *Stack) Start(ctx context.Context, o Options) (*Environment, error) {
 	}
 	task, command := s.task(o.Runtime)
 	e.Function, err = StartFunction(ctx, FunctionSpec{
-		Tools: s.Tools, LayerDir: s.LayerDir, TaskDir: task, Command: command,
+		Tools: s.Tools, LayerDir: cmp.Or(o.LayerDir, s.LayerDir), TaskDir: task, Command: command,
 		Env: e.env(dir), LogPath: e.LogPath, Workers: o.Workers, RuntimeDir: s.runtimeDir(o), Reach: s.reach(o),
 	})
 	if err != nil {

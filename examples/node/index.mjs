@@ -7,12 +7,29 @@
 //
 // Event:    {"bucket": "my-bucket", "prefix": "node-0001-", "count": 8}
 // Response: {"runtime": "node", "written": 8, "keys": [...], "accessKeyId": "ASIA..."}
+//
+// With "secretsEndpoint" in the event (a Parameters and Secrets extension
+// URL), it also calls that URL the way functions do, with
+// X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN, and adds
+// "secrets": {"status": 200, "sessionTokenSet": true} to the response (the
+// status only, never the value). The exec wrapper keeps AWS_SESSION_TOKEN for
+// exactly this.
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 
 const MAX_COUNT = 1000;
 
 // Created once per execution environment, reused by warm invocations.
 const s3 = new S3Client({});
+
+async function callSecrets(endpoint) {
+  const token = process.env.AWS_SESSION_TOKEN ?? "";
+  const res = await fetch(endpoint, {
+    headers: { "X-Aws-Parameters-Secrets-Token": token },
+    signal: AbortSignal.timeout(5000),
+  });
+  await res.arrayBuffer(); // the secret: used here, never returned or logged
+  return { status: res.status, sessionTokenSet: token !== "" };
+}
 
 export const handler = async (event) => {
   const bucket = event?.bucket;
@@ -34,5 +51,7 @@ export const handler = async (event) => {
   // The access key ID only, for the caller to see which credentials were
   // used. Never return or log the secret or the session token.
   const { accessKeyId } = await s3.config.credentials();
-  return { runtime: "node", written: keys.length, keys, accessKeyId };
+  const result = { runtime: "node", written: keys.length, keys, accessKeyId };
+  if (event.secretsEndpoint) result.secrets = await callSecrets(event.secretsEndpoint);
+  return result;
 };

@@ -9,10 +9,20 @@ when its copy nears expiry.
 Event:    {"bucket": "my-bucket", "prefix": "python-0001-", "count": 8}
 Response: {"runtime": "python", "written": 8, "keys": [...], "accessKeyId": "ASIA..."}
 
+With "secretsEndpoint" in the event (a Parameters and Secrets extension
+URL), it also calls that URL the way functions do, with
+X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN, and adds
+"secrets": {"status": 200, "sessionTokenSet": true} to the response (the
+status only, never the value). The exec wrapper keeps AWS_SESSION_TOKEN for
+exactly this.
+
 Uploads run in parallel on a ThreadPoolExecutor, like the parallel-upload
 example of boto3-refresh-session (boto3 clients are thread-safe).
 """
 
+import os
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -23,6 +33,18 @@ PARALLEL = 8
 # Created once per execution environment, reused by warm invocations.
 session = boto3.Session()
 s3 = session.client("s3")
+
+
+def call_secrets(endpoint):
+    token = os.environ.get("AWS_SESSION_TOKEN", "")
+    req = urllib.request.Request(endpoint, headers={"X-Aws-Parameters-Secrets-Token": token})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()  # the secret: used here, never returned or logged
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    return {"status": status, "sessionTokenSet": token != ""}
 
 
 def handler(event, context):
@@ -48,4 +70,7 @@ def handler(event, context):
     # The access key ID only, for the caller to see which credentials were
     # used. Never return or log the secret or the session token.
     access_key = session.get_credentials().get_frozen_credentials().access_key
-    return {"runtime": "python", "written": len(written), "keys": written, "accessKeyId": access_key}
+    result = {"runtime": "python", "written": len(written), "keys": written, "accessKeyId": access_key}
+    if event.get("secretsEndpoint"):
+        result["secrets"] = call_secrets(event["secretsEndpoint"])
+    return result
