@@ -41,6 +41,10 @@ type FunctionSpec struct {
 	// directory only root may enter (pyenv under /root), the namespace
 	// replaces that directory with an open one holding just the way through.
 	Reach []string
+	// Keep lists directories the environment must still see after its /tmp
+	// is replaced (the repository, RIE, the scratch directory: a checkout
+	// may itself live under /tmp).
+	Keep []string
 }
 
 // LMIUID is the uid RIE's managed-instances path runs the runtime and the
@@ -66,6 +70,22 @@ func openWay(dir, child string) string {
 	hide := "/var/hidden" + strings.ReplaceAll(dir, "/", "-")
 	return fmt.Sprintf(`mkdir %[1]s && mount --bind %[2]q %[1]s && mount -t tmpfs -o mode=755 tmpfs %[2]q && `+
 		`mkdir %[4]q && mount --bind %[1]s/%[3]s %[4]q && `, hide, dir, child, filepath.Join(dir, child))
+}
+
+// keepThroughTmp returns the commands that carry the directories under /tmp
+// in keep over the mount of a fresh /tmp: each is bound aside first, then
+// back at its own path.
+func keepThroughTmp(keep []string) (before, after string) {
+	for i, k := range keep {
+		k = filepath.Clean(k)
+		if !strings.HasPrefix(k, "/tmp/") {
+			continue
+		}
+		aside := fmt.Sprintf("/var/keep%d", i)
+		before += fmt.Sprintf("mkdir %s && mount --bind %q %s && ", aside, k, aside)
+		after += fmt.Sprintf("&& mkdir -p %q && mount --bind %s %q ", k, aside, k)
+	}
+	return before, after
 }
 
 // closedAncestor finds the first directory above p that others may not
@@ -116,6 +136,8 @@ func StartFunction(ctx context.Context, s FunctionSpec) (*Function, error) {
 				script = strings.Replace(script, "mount -t tmpfs -o mode=1777", openWay(dir, child)+"mount -t tmpfs -o mode=1777", 1)
 			}
 		}
+		before, after := keepThroughTmp(s.Keep)
+		script = strings.Replace(script, "mount -t tmpfs -o mode=1777 tmpfs /tmp ", before+"mount -t tmpfs -o mode=1777 tmpfs /tmp "+after, 1)
 	}
 	args := []string{"--mount", "--propagation", "private", "sh", "-c", script, "rie",
 		s.LayerDir, s.TaskDir, s.RuntimeDir, s.Tools.RIE,

@@ -182,6 +182,7 @@ func (s *Stack) Start(ctx context.Context, o Options) (*Environment, error) {
 	e.Function, err = StartFunction(ctx, FunctionSpec{
 		Tools: s.Tools, LayerDir: cmp.Or(o.LayerDir, s.LayerDir), TaskDir: task, Command: command,
 		Env: e.env(dir), LogPath: e.LogPath, Workers: o.Workers, RuntimeDir: s.runtimeDir(o), Reach: s.reach(o),
+		Keep: []string{s.Tools.Root, filepath.Dir(s.Tools.RIE), s.Dir},
 	})
 	if err != nil {
 		p.Close()

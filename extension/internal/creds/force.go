@@ -12,8 +12,12 @@ import (
 // the role was less than ForceInterval ago.
 type RateLimitError struct {
 	Role       string
+	Interval   time.Duration // ForceInterval
 	RetryAfter time.Duration
 }
+
+// DefaultForceInterval is Options.ForceInterval's default.
+const DefaultForceInterval = 10 * time.Second
 
 func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("role %q was refreshed on request less than its interval ago; retry in %s", e.Role, e.RetryAfter.Round(time.Second))
@@ -40,7 +44,7 @@ func (k *Keeper) startForced(now time.Time) (*flight, error) {
 	if k.flight == nil {
 		if next := k.lastForced.Add(k.opts.ForceInterval); !k.lastForced.IsZero() && now.Before(next) {
 			k.mu.Unlock()
-			return nil, &RateLimitError{Role: k.opts.Name, RetryAfter: next.Sub(now)}
+			return nil, &RateLimitError{Role: k.opts.Name, Interval: k.opts.ForceInterval, RetryAfter: next.Sub(now)}
 		}
 		k.lastForced = now
 	}

@@ -112,7 +112,7 @@ type failure struct {
 func NewKeeper(source Source, optFns ...func(*Options)) *Keeper {
 	o := Options{Name: "default", Now: time.Now, Rand: rand.Float64,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RefreshTimeout: 30 * time.Second, Window: WindowFor,
-		StaleWait: 500 * time.Millisecond, ForceInterval: 10 * time.Second}
+		StaleWait: 500 * time.Millisecond, ForceInterval: DefaultForceInterval}
 	if s, ok := source.(interface{ lifetime() time.Duration }); ok {
 		o.Lifetime = s.lifetime()
 	}

@@ -61,6 +61,12 @@ type contractRole struct {
 
 func (r contractRole) Credentials(context.Context) (aws.Credentials, error) { return r.creds, r.err }
 func (r contractRole) Health() creds.Health                                 { return creds.Health{State: creds.StateFresh} }
+func (r contractRole) Refresh(ctx context.Context) (aws.Credentials, error) {
+	return r.Credentials(ctx)
+}
+func (r contractRole) Identity(context.Context) (creds.Identity, error) {
+	return creds.Identity{}, creds.ErrNoIdentity
+}
 
 // contractSecret is unguessable, so finding it in any output means a leak.
 func contractSecret(t *testing.T, prefix string) string {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,10 @@ const DefaultRole = "default"
 // Role is one role's credentials, as kept by a *creds.Keeper.
 type Role interface {
 	Credentials(ctx context.Context) (aws.Credentials, error)
+	// Refresh replaces the credentials now (a forced refresh).
+	Refresh(ctx context.Context) (aws.Credentials, error)
+	// Identity is who the served credentials are (GetCallerIdentity).
+	Identity(ctx context.Context) (creds.Identity, error)
 	Health() creds.Health
 }
 
@@ -51,6 +56,7 @@ type Server struct {
 	roles     map[string]Role
 	opts      Options
 	http      *http.Server
+	mux       *http.ServeMux
 }
 
 // New returns a server that requires token in the Authorization header and
@@ -60,7 +66,8 @@ func New(token string, roles map[string]Role, optFns ...func(*Options)) *Server 
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	s := &Server{tokenHash: sha256.Sum256([]byte(token)), roles: roles, opts: o}
+	s := &Server{tokenHash: sha256.Sum256([]byte(token)), roles: roles, opts: o, mux: http.NewServeMux()}
+	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 2 * time.Second,
@@ -107,85 +114,131 @@ type errorBody struct {
 	Message string `json:"Message"`
 }
 
-// ServeHTTP checks method, host and token, in that order, then routes.
+// routes maps each path to its handler. GET patterns serve HEAD too. The
+// catch-all answers the JSON 404 or 405.
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /v1/credentials", s.credentials)
+	s.mux.HandleFunc("GET /v1/credentials/{role...}", s.credentials)
+	s.mux.HandleFunc("POST /v1/credentials/{role}/refresh", s.refresh)
+	s.mux.HandleFunc("GET /v1/identity", s.identity)
+	s.mux.HandleFunc("GET /v1/identity/{role...}", s.identity)
+	s.mux.HandleFunc("GET /v1/health", s.health)
+	s.mux.HandleFunc("/", s.unrouted)
+}
+
+// ServeHTTP checks method, host, body and token, in that order, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.Logger.Enabled(r.Context(), slog.LevelDebug) {
 		s.serve(w, r) // the hot path: no clock reads, no boxed log arguments
 		return
 	}
 	start := s.opts.Now()
-	status := s.serve(w, r)
+	sw := &statusWriter{ResponseWriter: w}
+	s.serve(sw, r)
 	// Only a route label is logged: the raw path and headers are the
 	// caller's and could hold anything, a token included.
-	s.opts.Logger.Debug("request", "method", truncate(r.Method, 8), "route", s.routeLabel(r.URL.Path), "status", status,
+	s.opts.Logger.Debug("request", "method", truncate(r.Method, 8), "route", s.routeLabel(r), "status", sw.status,
 		"took", s.opts.Now().Sub(start).String())
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, HEAD")
-		return writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "only GET and HEAD are served")
+		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "only GET and HEAD are served (and POST to /v1/credentials/{name}/refresh)")
+		return
 	}
 	if !allowedHost(r) {
 		s.opts.Logger.Warn("rejected request with a foreign Host header (DNS rebinding?)")
-		return writeError(w, http.StatusForbidden, "InvalidHost", "the Host header must be 127.0.0.1 or localhost with this port")
+		writeError(w, http.StatusForbidden, "InvalidHost", "the Host header must be 127.0.0.1 or localhost with this port")
+		return
 	}
 	if r.ContentLength != 0 {
-		return writeError(w, http.StatusRequestEntityTooLarge, "BodyNotAllowed", "requests carry no body")
+		writeError(w, http.StatusRequestEntityTooLarge, "BodyNotAllowed", "requests carry no body")
+		return
 	}
-	if status := s.authorize(w, r); status != 0 {
-		return status
+	if !s.authorize(w, r) {
+		return
 	}
-	return s.route(w, r)
+	if !cleanPath(r.URL.Path) {
+		// ServeMux would answer a redirect to the clean path; we answer
+		// JSON, and clients never send such paths.
+		notFound(w)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
 }
 
 // authorize compares SHA-256 digests in constant time, so neither the token
-// nor its length leaks through timing. It returns 0 when authorized.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) int {
+// nor its length leaks through timing.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	got := r.Header.Get("Authorization")
 	if got == "" {
-		return writeError(w, http.StatusUnauthorized, "MissingToken",
+		writeError(w, http.StatusUnauthorized, "MissingToken",
 			"set the Authorization header to the token from the token file (AWS_CONTAINER_AUTHORIZATION_TOKEN)")
+		return false
 	}
 	sum := sha256.Sum256([]byte(got))
 	if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
-		s.opts.Logger.Warn("rejected request with a wrong token", "route", s.routeLabel(r.URL.Path))
-		return writeError(w, http.StatusForbidden, "InvalidToken", "the Authorization token does not match this extension's token")
+		s.opts.Logger.Warn("rejected request with a wrong token", "route", s.routeLabel(r))
+		writeError(w, http.StatusForbidden, "InvalidToken", "the Authorization token does not match this extension's token")
+		return false
 	}
-	return 0
+	return true
 }
 
-// parsePath maps a request path to its route ("credentials" or "health";
-// "" for none) and, for credentials, the role name.
-func parsePath(p string) (route, role string) {
-	switch {
-	case p == "/v1/credentials":
-		return "credentials", DefaultRole
-	case strings.HasPrefix(p, "/v1/credentials/"):
-		return "credentials", strings.TrimPrefix(p, "/v1/credentials/")
-	case p == "/v1/health":
-		return "health", ""
+// cleanPath reports whether p is what ServeMux would not redirect.
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
 	}
-	return "", ""
+	return c == p
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request) int {
-	switch route, role := parsePath(r.URL.Path); route {
-	case "credentials":
-		return s.credentials(w, r, role)
-	case "health":
-		return s.health(w)
+// unrouted answers a path no pattern takes: 405 if another method would
+// be served there, else 404.
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
+	probe := *r
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); m != r.Method && pattern != "/" {
+			allow := m
+			if m == http.MethodGet {
+				allow = "GET, HEAD"
+			}
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use "+allow+" on this path")
+			return
+		}
 	}
-	return writeError(w, http.StatusNotFound, "NotFound", "no such path; use /v1/credentials, /v1/credentials/{name} or /v1/health")
+	notFound(w)
 }
 
-func (s *Server) credentials(w http.ResponseWriter, r *http.Request, name string) int {
+func notFound(w http.ResponseWriter) {
+	writeError(w, http.StatusNotFound, "NotFound",
+		"no such path; use /v1/credentials, /v1/credentials/{name}, /v1/credentials/{name}/refresh, /v1/identity, /v1/identity/{name} or /v1/health")
+}
+
+// role finds the role a request names ("default" for none), or answers 404.
+func (s *Server) role(w http.ResponseWriter, r *http.Request) (string, Role, bool) {
+	name := r.PathValue("role")
+	if name == "" && !strings.HasSuffix(r.URL.Path, "/") {
+		name = DefaultRole
+	}
 	role, ok := s.roles[name]
 	if !ok {
-		return writeError(w, http.StatusNotFound, "RoleNotFound",
+		writeError(w, http.StatusNotFound, "RoleNotFound",
 			// The requested name is not echoed: it is the caller's text.
 			"no such role is configured; configured roles: "+strings.Join(slices.Sorted(maps.Keys(s.roles)), ", "))
+	}
+	return name, role, ok
+}
+
+func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
+	name, role, ok := s.role(w, r)
+	if !ok {
+		return
 	}
 	// No timeout of our own: a wait on STS is bounded by the keeper's
 	// refresh timeout, and a client that gives up cancels r.Context().
@@ -194,26 +247,79 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request, name string
 		err = errors.New("credentials expired") // the keeper never does this; we check anyway
 	}
 	if err != nil {
-		return s.unavailable(w, name, err)
+		s.unavailable(w, name, err)
+		return
 	}
-	return writeJSON(w, http.StatusOK, credentialsBody{
+	writeJSON(w, http.StatusOK, credentialsBody{
 		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken,
 		Expiration: c.Expires.UTC().Format(time.RFC3339), AccountID: c.AccountID,
 	})
 }
 
-func (s *Server) unavailable(w http.ResponseWriter, name string, err error) int {
+// refreshBody answers a forced refresh: the new expiry and key id, never
+// the secret or the session token.
+type refreshBody struct {
+	Expiration  string `json:"Expiration"`
+	AccessKeyID string `json:"AccessKeyId"`
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
+	name, role, ok := s.role(w, r)
+	if !ok {
+		return
+	}
+	c, err := role.Refresh(r.Context())
+	var rl *creds.RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(rl.RetryAfter)))
+		writeError(w, http.StatusTooManyRequests, "TooManyRefreshes",
+			fmt.Sprintf("role %q was refreshed on request less than %s ago; retry after %d s", name, rl.Interval, ceilSeconds(rl.RetryAfter)))
+	case err != nil:
+		s.unavailable(w, name, err)
+	default:
+		s.opts.Logger.Info("credentials refreshed on request", "role", name, "accessKeyId", c.AccessKeyID)
+		writeJSON(w, http.StatusOK, refreshBody{Expiration: c.Expires.UTC().Format(time.RFC3339), AccessKeyID: c.AccessKeyID})
+	}
+}
+
+func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
+	name, role, ok := s.role(w, r)
+	if !ok {
+		return
+	}
+	id, err := role.Identity(r.Context())
+	if err != nil {
+		s.unavailable(w, name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, id)
+}
+
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
+func (s *Server) unavailable(w http.ResponseWriter, name string, err error) {
 	var ce *creds.Error
 	msg := fmt.Sprintf("credentials for role %q are not available", name)
-	if errors.As(err, &ce) {
-		msg = fmt.Sprintf("%s: STS AssumeRole %s failed with %s: %s", msg, ce.RoleArn, ce.Code, ce.Message)
+	switch {
+	case errors.As(err, &ce):
+		msg = fmt.Sprintf("%s: %s failed with %s: %s", msg, describe(ce), ce.Code, ce.Message)
 		if ce.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((ce.RetryAfter+time.Second-1)/time.Second)))
+			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(ce.RetryAfter)))
 		}
-	} else if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		msg += ": STS did not answer in time"
 	}
-	return writeError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", msg)
+	writeError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", msg)
+}
+
+// describe names what failed: "STS AssumeRole <arn>" for AssumeRole
+// sources, as before, else the source ("credential process /opt/bin/x").
+func describe(ce *creds.Error) string {
+	if ce.RoleArn != "" {
+		return "STS AssumeRole " + ce.RoleArn
+	}
+	return ce.Origin
 }
 
 // healthBody is /v1/health: state per role, never credential material.
@@ -223,7 +329,7 @@ type healthBody struct {
 	Roles  map[string]creds.Health `json:"roles"`
 }
 
-func (s *Server) health(w http.ResponseWriter) int {
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	b := healthBody{Status: "ok", Mode: s.opts.Mode, Roles: make(map[string]creds.Health, len(s.roles))}
 	for name, r := range s.roles {
 		h := r.Health()
@@ -232,23 +338,35 @@ func (s *Server) health(w http.ResponseWriter) int {
 		}
 		b.Roles[name] = h
 	}
-	return writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, b)
 }
 
-// routeLabel names the route for logs: a configured role's name, or a
-// fixed word. Never caller-controlled text.
-func (s *Server) routeLabel(p string) string {
-	route, role := parsePath(p)
-	if route == "credentials" {
+// routeLabel names the route for logs: the pattern that matched, with a
+// configured role's name. Never caller-controlled text.
+func (s *Server) routeLabel(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "/" || pattern == "" {
+		return "unknown"
+	}
+	pattern = strings.TrimPrefix(pattern, r.Method+" ")
+	if role := r.PathValue("role"); role != "" {
 		if _, ok := s.roles[role]; !ok {
 			role = "unknown"
 		}
-		return route + "/" + role
+		return pattern + " (" + role + ")"
 	}
-	if route == "" {
-		return "unknown"
-	}
-	return route
+	return pattern
+}
+
+// statusWriter remembers the status, for the debug log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // allowedHost accepts 127.0.0.1:PORT and localhost:PORT, PORT being the one
@@ -267,11 +385,11 @@ func allowedHost(r *http.Request) bool {
 	return err == nil && n == addr.Port && port == strconv.Itoa(n) // no "+80" or "080"
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) int {
-	return writeJSON(w, status, errorBody{Code: code, Message: msg})
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Code: code, Message: msg})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) int {
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"Code":"InternalError","Message":"could not encode the response"}`)
@@ -280,7 +398,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
-	return status
 }
 
 func truncate(s string, n int) string {

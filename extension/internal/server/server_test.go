@@ -273,12 +273,22 @@ func TestNeverServesExpired(t *testing.T) {
 type staticRole struct{ c aws.Credentials }
 
 func (s staticRole) Credentials(context.Context) (aws.Credentials, error) { return s.c, nil }
-func (s staticRole) Health() creds.Health                                 { return creds.Health{State: creds.StateFresh} }
+func (s staticRole) Refresh(context.Context) (aws.Credentials, error)     { return s.c, nil }
+func (s staticRole) Identity(context.Context) (creds.Identity, error) {
+	return creds.Identity{Account: "123456789012", Arn: "arn:aws:sts::123456789012:assumed-role/static/s", UserID: "AROASTATIC:s"}, nil
+}
+func (s staticRole) Health() creds.Health { return creds.Health{State: creds.StateFresh} }
 
 type failingRole struct{}
 
 func (failingRole) Credentials(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{}, errors.New("boom")
+}
+func (failingRole) Refresh(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{}, errors.New("boom")
+}
+func (failingRole) Identity(context.Context) (creds.Identity, error) {
+	return creds.Identity{}, errors.New("boom")
 }
 func (failingRole) Health() creds.Health { return creds.Health{State: creds.StateFailing} }
 
@@ -296,6 +306,8 @@ func FuzzServeHTTP(f *testing.F) {
 	f.Add("POST", "/v1/health", "127.0.0.1:2775", "")
 	f.Add("GET", "/v1/credentials/../health", "evil:2775", token[:5])
 	f.Add("HEAD", "//v1/credentials", "127.0.0.1", "Bearer x")
+	f.Add("POST", "/v1/credentials/default/refresh", "127.0.0.1:2775", token)
+	f.Add("GET", "/v1/identity/broken", "127.0.0.1:2775", token)
 	secret := "fuzz-secret-value"
 	srv := server.New(token, map[string]server.Role{
 		server.DefaultRole: staticRole{aws.Credentials{AccessKeyID: "ASIAFUZZ", SecretAccessKey: secret,
@@ -315,13 +327,16 @@ func FuzzServeHTTP(f *testing.F) {
 			t.Fatalf("%d: not JSON: %q", rec.Code, body)
 		}
 		leaked := strings.Contains(body, secret)
-		legit := rec.Code == 200 && tok == token && (method == "GET" || method == "HEAD") &&
-			(host == "127.0.0.1:2775" || strings.EqualFold(host, "localhost:2775"))
+		authorized := tok == token && (host == "127.0.0.1:2775" || strings.EqualFold(host, "localhost:2775"))
+		legit := rec.Code == 200 && authorized && (method == "GET" || method == "HEAD")
 		if leaked && !legit {
 			t.Fatalf("secret served to %s %s host=%q", method, path, host)
 		}
-		if rec.Code == 200 && !legit {
+		if rec.Code == 200 && !authorized {
 			t.Fatalf("200 for %s %s host=%q", method, path, host)
+		}
+		if rec.Code == 200 && method == "POST" && !strings.HasSuffix(path, "/refresh") {
+			t.Fatalf("200 for POST %s", path)
 		}
 	})
 }
