@@ -93,7 +93,7 @@ type SecretsCall struct {
 // to the event, so the function also calls the neighbour at endpoint.
 func (e *Environment) UploadCallingSecrets(ctx context.Context, prefix string, count int, endpoint string) (Upload, SecretsCall, error) {
 	var sc SecretsCall
-	payload, err := e.stack.Event(e.Opts.Runtime, prefix, count)
+	payload, err := e.stack.Event(e.Opts.Runtime, e.stack.Account.Bucket, prefix, count)
 	if err != nil {
 		return Upload{}, sc, err
 	}

@@ -32,6 +32,9 @@ const (
 	ExpiredToken EventKind = "ExpiredToken"
 	// Forwarded: any other request, forwarded to moto.
 	Forwarded EventKind = "Forwarded"
+	// Revoked: a request signed with a temporary key issued before
+	// RevokeSessions' time, answered 403 AccessDenied.
+	Revoked EventKind = "Revoked"
 )
 
 // Event is one request through the proxy. It never holds secrets: only the
@@ -63,6 +66,8 @@ type Proxy struct {
 	stsDown atomic.Bool
 
 	mu      sync.Mutex
+	revoked time.Time            // keys issued before this are refused (zero: none)
+	issued  map[string]time.Time // temporary access key ID -> when AssumeRole issued it
 	expiry  map[string]time.Time // temporary access key ID -> Expiration
 	secrets map[string][]string  // temporary access key ID -> its secret and session token
 	events  []Event
@@ -80,7 +85,7 @@ func StartProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{URL: "http://" + l.Addr().String(), now: time.Now, expiry: map[string]time.Time{}, secrets: map[string][]string{}}
+	p := &Proxy{URL: "http://" + l.Addr().String(), now: time.Now, expiry: map[string]time.Time{}, issued: map[string]time.Time{}, secrets: map[string][]string{}}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)
@@ -153,7 +158,26 @@ func (p *Proxy) record(e Event) {
 	p.events = append(p.events, e)
 	if e.Kind == AssumeRole {
 		p.expiry[e.AccessKeyID] = e.Expiration
+		p.issued[e.AccessKeyID] = e.Time
 	}
+}
+
+// RevokeSessions makes the proxy refuse, with 403 AccessDenied, every
+// request signed by a temporary key issued before t: what IAM's "revoke
+// active sessions" does (an inline deny on aws:TokenIssueTime), which moto
+// does not enforce (it evaluates no aws:TokenIssueTime condition).
+func (p *Proxy) RevokeSessions(t time.Time) {
+	p.mu.Lock()
+	p.revoked = t
+	p.mu.Unlock()
+}
+
+// isRevoked reports whether id was issued before the revocation time.
+func (p *Proxy) isRevoked(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.issued[id]
+	return ok && at.Before(p.revoked)
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -177,6 +201,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Kind, ev.Status, ev.Expiration = ExpiredToken, http.StatusBadRequest, exp
 		p.record(ev)
 		writeAWSError(w, service, ev.Status, "ExpiredToken", "The security token included in the request is expired")
+		return
+	}
+	if p.isRevoked(id) {
+		ev.Kind, ev.Status = Revoked, http.StatusForbidden
+		p.record(ev)
+		writeAWSError(w, service, ev.Status, "AccessDenied", "the session was revoked (e2e proxy: a deny on aws:TokenIssueTime)")
 		return
 	}
 	if service == "sts" && isAssumeRole(r, body) {

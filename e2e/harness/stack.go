@@ -127,7 +127,8 @@ type Options struct {
 	Mode     string  // CREDENTIAL_REFRESH_MODE
 	Lifetime time.Duration
 	// Env is appended to the generated environment; a later KEY=VALUE wins,
-	// and KEY= (empty) removes KEY.
+	// and KEY= (empty) removes KEY. ProxyURLPlaceholder in a value becomes
+	// the proxy's URL.
 	Env []string
 	// Workers > 0 runs the environment as Lambda Managed Instances do, with
 	// that many runtime workers (see FunctionSpec.Workers).
@@ -149,6 +150,7 @@ type Environment struct {
 	Opts      Options
 	Port      int    // the extension's CREDENTIAL_REFRESH_PORT
 	TokenFile string // CREDENTIAL_REFRESH_TOKEN_FILE
+	bucket    string // UploadTo's; empty: the stack's
 	LogPath   string
 	stack     *Stack
 }
@@ -277,8 +279,15 @@ func (e *Environment) env(dir string) []string {
 			kv = append(kv, "CREDENTIAL_REFRESH_TOKEN_FILE=") // the extension's default
 		}
 	}
-	return mergeEnv(append(kv, o.Env...))
+	for _, v := range o.Env {
+		kv = append(kv, strings.ReplaceAll(v, ProxyURLPlaceholder, e.Proxy.URL))
+	}
+	return mergeEnv(kv)
 }
+
+// ProxyURLPlaceholder in an Options.Env value stands for the environment's
+// proxy URL, which is known only once the environment starts.
+const ProxyURLPlaceholder = "{{PROXY_URL}}"
 
 func workers(n int) string {
 	if n == 0 {
@@ -324,7 +333,7 @@ type Upload struct {
 // payload, with bucket, prefix and count replaced. A function error is
 // returned as an error (with the Invocation still filled in).
 func (e *Environment) Upload(ctx context.Context, prefix string, count int) (Upload, error) {
-	payload, err := e.stack.Event(e.Opts.Runtime, prefix, count)
+	payload, err := e.stack.Event(e.Opts.Runtime, cmp.Or(e.bucket, e.stack.Account.Bucket), prefix, count)
 	if err != nil {
 		return Upload{}, err
 	}
@@ -350,7 +359,7 @@ func (e *Environment) Upload(ctx context.Context, prefix string, count int) (Upl
 var ErrNoIdleWorker = errors.New("no idle runtime worker (400 Runtime.Unavailable)")
 
 // Event reads events/upload-<runtime>.json and sets bucket, prefix, count.
-func (s *Stack) Event(r Runtime, prefix string, count int) ([]byte, error) {
+func (s *Stack) Event(r Runtime, bucket, prefix string, count int) ([]byte, error) {
 	raw, err := os.ReadFile(filepath.Join(s.Tools.Root, "events", "upload-"+string(r)+".json"))
 	if err != nil {
 		return nil, err
@@ -359,13 +368,14 @@ func (s *Stack) Event(r Runtime, prefix string, count int) ([]byte, error) {
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return nil, fmt.Errorf("events/upload-%s.json: %w", r, err)
 	}
-	ev["bucket"], ev["prefix"], ev["count"] = s.Account.Bucket, prefix, count
+	ev["bucket"], ev["prefix"], ev["count"] = bucket, prefix, count
 	return json.Marshal(ev)
 }
 
 // RoleHealth is one role's entry in GET /v1/health.
 type RoleHealth struct {
 	RoleARN       string `json:"roleArn"`
+	Source        string `json:"source"`
 	State         string `json:"state"`
 	Expiration    string `json:"expiration"`
 	LastRefresh   string `json:"lastRefresh"`
@@ -402,17 +412,24 @@ func (e *Environment) get(ctx context.Context, path string) ([]byte, int, error)
 	if err != nil {
 		return nil, 0, fmt.Errorf("token file: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", e.Port, path), nil)
 	req.Header.Set("Authorization", strings.TrimSpace(string(token)))
-	resp, err := http.DefaultClient.Do(req)
+	body, status, _, err := e.send(req)
+	return body, status, err
+}
+
+// send does req with a 10 s bound and returns the body, the status and the
+// Retry-After header.
+func (e *Environment) send(req *http.Request) ([]byte, int, string, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	return body, resp.StatusCode, err
+	return body, resp.StatusCode, resp.Header.Get("Retry-After"), err
 }
 
 // TokenPath is where the harness reads the token file: TokenFile itself on
