@@ -47,6 +47,9 @@ func start(t *testing.T, roleNames ...string) *env {
 			RoleArn: aws.String("arn:aws:iam::123456789012:role/" + name), RoleSessionName: aws.String("t"),
 			DurationSeconds: aws.Int32(3600)}), func(o *creds.Options) {
 			o.Name, o.Now, o.Logger = name, e.clock.Now, logger
+			o.Identify = func(_ context.Context, c aws.Credentials) (creds.Identity, error) {
+				return creds.Identity{Account: c.AccountID, Arn: "arn:aws:sts::123456789012:assumed-role/" + name + "/t", UserID: "AROA" + name + ":t"}, nil
+			}
 		})
 		t.Cleanup(k.Close)
 		roles[name] = k
@@ -379,4 +382,55 @@ func BenchmarkCredentialsGET(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// TestRefreshAndIdentityRoutes: the forced refresh answers the new expiry
+// and key id only, shares nothing secret, and is rate-limited per role with
+// 429 + Retry-After; the token is checked first even then. /v1/identity
+// answers who the served credentials are.
+func TestRefreshAndIdentityRoutes(t *testing.T) {
+	e := start(t, server.DefaultRole, "reader")
+	first := e.do(t, "GET", "/v1/credentials/reader", nil)
+	r := e.do(t, "POST", "/v1/credentials/reader/refresh", nil)
+	var got map[string]string
+	if r.status != 200 || json.Unmarshal(r.body, &got) != nil || len(got) != 2 || got["AccessKeyId"] == "" ||
+		strings.Contains(string(first.body), `"AccessKeyId":"`+got["AccessKeyId"]+`"`) || !strings.HasSuffix(got["Expiration"], "Z") {
+		t.Fatalf("POST refresh: %d %s; want 200 with a new AccessKeyId and Expiration only", r.status, r.body)
+	}
+	r = e.do(t, "POST", "/v1/credentials/reader/refresh", nil)
+	if r.status != 429 || r.header.Get("Retry-After") != "10" || !strings.Contains(string(r.body), `"TooManyRefreshes"`) {
+		t.Errorf("second POST: %d %q %s; want 429 with Retry-After 10", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if r := e.do(t, "POST", "/v1/credentials/reader/refresh", func(r *http.Request) { r.Header.Del("Authorization") }); r.status != 401 {
+		t.Errorf("POST without a token while rate-limited: %d, want 401", r.status)
+	}
+	if r := e.do(t, "POST", "/v1/credentials/default/refresh", nil); r.status != 200 {
+		t.Errorf("the default role's refresh: %d %s (its own limit)", r.status, r.body)
+	}
+	for path, want := range map[string]string{"/v1/identity": "assumed-role/default/t", "/v1/identity/reader": "assumed-role/reader/t"} {
+		r := e.do(t, "GET", path, nil)
+		var id map[string]string
+		if r.status != 200 || json.Unmarshal(r.body, &id) != nil || !strings.HasSuffix(id["Arn"], want) || id["Account"] != "123456789012" || id["UserId"] == "" {
+			t.Errorf("GET %s: %d %s", path, r.status, r.body)
+		}
+	}
+	cases := []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"POST", "/v1/credentials/nope/refresh", 404, "RoleNotFound"},
+		{"GET", "/v1/identity/nope", 404, "RoleNotFound"},
+		{"POST", "/v1/credentials", 405, "MethodNotAllowed"},
+		{"POST", "/v1/identity", 405, "MethodNotAllowed"},
+		{"PUT", "/v1/credentials/reader/refresh", 405, "MethodNotAllowed"},
+		{"GET", "/v1/credentials/../health", 404, "NotFound"},
+	}
+	for _, tc := range cases {
+		r := e.do(t, tc.method, tc.path, nil)
+		if r.status != tc.status || !strings.Contains(string(r.body), `"Code":"`+tc.code+`"`) {
+			t.Errorf("%s %s: %d %s; want %d %s", tc.method, tc.path, r.status, r.body, tc.status, tc.code)
+		}
+	}
+	e.scanForSecrets(t)
 }
