@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/contract"
 )
 
 // Runtime names an example function.
@@ -194,7 +196,7 @@ func (s *Stack) Start(ctx context.Context, o Options) (*Environment, error) {
 }
 
 // DefaultTokenFile is the extension's default CREDENTIAL_REFRESH_TOKEN_FILE.
-const DefaultTokenFile = "/tmp/credential-refresh/token"
+const DefaultTokenFile = contract.DefaultTokenFile
 
 // runtimeDir is the stand-in managed runtime bound on /var/runtime on the
 // managed-instances path (its bootstrap is found there); none for Go, whose

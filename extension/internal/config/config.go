@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/contract"
 )
 
 // Mode selects when credentials are fetched.
@@ -39,35 +41,33 @@ const (
 
 // DefaultRoleName is the name under which the default role is served
 // (/v1/credentials and /v1/credentials/default).
-const DefaultRoleName = "default"
+const DefaultRoleName = contract.DefaultRole
 
-// Variable names, shared with the docs and the exec wrapper.
+// Variable names: the contract package's, which the exec wrapper and
+// credrefresh share.
 const (
-	EnvRoleArn             = "CREDENTIAL_REFRESH_ROLE_ARN"
-	EnvRoleSessionName     = "CREDENTIAL_REFRESH_ROLE_SESSION_NAME"
-	EnvDurationSeconds     = "CREDENTIAL_REFRESH_DURATION_SECONDS"
-	EnvExternalID          = "CREDENTIAL_REFRESH_EXTERNAL_ID"
-	EnvAssumeRole          = "CREDENTIAL_REFRESH_ASSUME_ROLE"
-	EnvRoles               = "CREDENTIAL_REFRESH_ROLES"
-	EnvMode                = "CREDENTIAL_REFRESH_MODE"
-	EnvPort                = "CREDENTIAL_REFRESH_PORT"
-	EnvTokenFile           = "CREDENTIAL_REFRESH_TOKEN_FILE"
-	EnvSTSRegion           = "CREDENTIAL_REFRESH_STS_REGION"
-	EnvSTSEndpoint         = "CREDENTIAL_REFRESH_STS_ENDPOINT"
-	EnvSTSMaxAttempts      = "CREDENTIAL_REFRESH_STS_MAX_ATTEMPTS"
-	EnvSTSTimeout          = "CREDENTIAL_REFRESH_STS_TIMEOUT"
-	EnvLogLevel            = "CREDENTIAL_REFRESH_LOG_LEVEL"
-	EnvAllowShortDurations = "CREDENTIAL_REFRESH_ALLOW_SHORT_DURATIONS"
-	// EnvClientRole is read by the exec wrapper and the Go client package
-	// (which role the function's SDK asks for); the extension checks that it
-	// names a configured role.
-	EnvClientRole = "CREDENTIAL_REFRESH_CLIENT_ROLE"
+	EnvRoleArn             = contract.EnvRoleArn
+	EnvRoleSessionName     = contract.EnvRoleSessionName
+	EnvDurationSeconds     = contract.EnvDurationSeconds
+	EnvExternalID          = contract.EnvExternalID
+	EnvAssumeRole          = contract.EnvAssumeRole
+	EnvRoles               = contract.EnvRoles
+	EnvMode                = contract.EnvMode
+	EnvPort                = contract.EnvPort
+	EnvTokenFile           = contract.EnvTokenFile
+	EnvSTSRegion           = contract.EnvSTSRegion
+	EnvSTSEndpoint         = contract.EnvSTSEndpoint
+	EnvSTSMaxAttempts      = contract.EnvSTSMaxAttempts
+	EnvSTSTimeout          = contract.EnvSTSTimeout
+	EnvLogLevel            = contract.EnvLogLevel
+	EnvAllowShortDurations = contract.EnvAllowShortDurations
+	EnvClientRole          = contract.EnvClientRole
 )
 
 // Defaults, documented in the README's configuration table.
 const (
-	DefaultPort            = 2775
-	DefaultTokenFile       = "/tmp/credential-refresh/token"
+	DefaultPort            = contract.DefaultPort
+	DefaultTokenFile       = contract.DefaultTokenFile
 	DefaultDurationSeconds = 3600
 	DefaultSTSMaxAttempts  = 3
 	DefaultSTSTimeout      = 5 * time.Second
@@ -110,7 +110,7 @@ func (c *Config) ProcessEnv(role string) []string {
 }
 
 // EnvProcessRoleName names the role in a credential process's environment.
-const EnvProcessRoleName = "CREDENTIAL_REFRESH_ROLE_NAME"
+const EnvProcessRoleName = contract.EnvProcessRoleName
 
 // processEnvBase picks ProcessEnv's variables from the extension's.
 func processEnvBase(getenv func(string) string) []string {
@@ -143,13 +143,6 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Var + ": " + e.Problem }
-
-// ports already taken by other Lambda components in the same sandbox.
-var reservedPorts = map[int]string{
-	2772: "the AppConfig extension",
-	2773: "the Parameters and Secrets extension",
-	9001: "the Lambda Runtime API",
-}
 
 // Load reads and validates the configuration from getenv. On error it returns
 // every problem found, joined, each naming its variable; the returned Config
@@ -208,23 +201,18 @@ func (l *loader) mode(managedInstances bool) Mode {
 	}
 }
 
-// port must be a plain decimal from 1024 (Lambda's sandbox user cannot bind
-// below) to 65535: "02775" would make clients send a Host header that the
-// server's DNS-rebinding check refuses.
+// port follows contract.ParsePort's rules.
 func (l *loader) port() int {
-	p := l.intRange(EnvPort, DefaultPort, 1024, 65535)
-	if v := l.get(EnvPort); v != "" && v != strconv.Itoa(p) && atoiIs(v, p) {
-		l.fail(EnvPort, "%q must be written as a plain number such as %d", v, DefaultPort)
+	v := l.get(EnvPort)
+	if v == "" {
+		return DefaultPort
 	}
-	if owner, taken := reservedPorts[p]; taken {
-		l.fail(EnvPort, "port %d is used by %s; pick another (default %d)", p, owner, DefaultPort)
+	p, err := contract.ParsePort(v)
+	if err != nil {
+		l.fail(EnvPort, "%v", err)
+		return DefaultPort
 	}
 	return p
-}
-
-func atoiIs(s string, n int) bool {
-	m, err := strconv.Atoi(s)
-	return err == nil && m == n
 }
 
 func (l *loader) tokenFile() string {

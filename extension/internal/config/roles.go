@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-sdk-go-v2/service/sts/types"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/contract"
 )
 
 // AssumeRole mirrors the fields of STS AssumeRole that make sense for a
@@ -75,7 +77,6 @@ var (
 	policyArnPattern   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$`)
 	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 	externalIDPattern  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	roleNamePattern    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	sessionNameInvalid = regexp.MustCompile(`[^\w+=,.@-]`)
 	tagTextPattern     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 )
@@ -218,8 +219,8 @@ func (l *loader) namedRoles() map[string]AssumeRole {
 		l.fail(EnvRoles, "is an empty object; remove it or name at least one role")
 	}
 	for name := range m {
-		if !roleNamePattern.MatchString(name) || name == "." || name == ".." {
-			l.fail(EnvRoles, "role name %q must be 1-64 characters of A-Z a-z 0-9 _ . -", name)
+		if err := contract.CheckRoleName(name); err != nil {
+			l.fail(EnvRoles, "%v", err)
 			delete(m, name)
 		} else if name == DefaultRoleName {
 			l.fail(EnvRoles, "role name %q is reserved for the default role; use %s for it", name, EnvAssumeRole)

@@ -20,11 +20,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/contract"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
 )
 
 // DefaultRole is the name the default role is served under.
-const DefaultRole = "default"
+const DefaultRole = contract.DefaultRole
 
 // Role is one role's credentials, as kept by a *creds.Keeper.
 type Role interface {
