@@ -58,18 +58,39 @@ func New(t testing.TB, now func() time.Time) *Server {
 	return s
 }
 
+// NewInProcess is New without a socket: its Client calls the fake's
+// handler in-process, so tests can run inside a testing/synctest bubble
+// (whose clock cannot advance while a goroutine waits on a real socket).
+// It has no URL.
+func NewInProcess(now func() time.Time) *Server { return &Server{now: now} }
+
+// inProcess is the RoundTripper of a NewInProcess fake.
+type inProcess struct{ s *Server }
+
+func (rt inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	rt.s.handle(rec, r)
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	return rec.Result(), nil
+}
+
 // Client is a real *sts.Client aimed at the fake, with maxAttempts attempts
 // and near-zero retry delays.
 func (s *Server) Client(maxAttempts int) *sts.Client {
-	return sts.New(sts.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(s.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIABASE", "base-secret", ""),
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+	o := sts.Options{HTTPClient: &http.Client{Transport: inProcess{s}}, BaseEndpoint: aws.String("http://sts.in-process.invalid")}
+	if s.Server != nil {
+		o = sts.Options{BaseEndpoint: aws.String(s.URL)}
+	}
+	return sts.New(o, func(o *sts.Options) {
+		o.Region = "us-east-1"
+		o.Credentials = credentials.NewStaticCredentialsProvider("AKIABASE", "base-secret", "")
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = maxAttempts
 			o.MaxBackoff = time.Millisecond
 			o.RateLimiter = ratelimit.None
-		}),
+		})
 	})
 }
 
