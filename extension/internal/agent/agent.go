@@ -53,6 +53,9 @@ type Options struct {
 	TimerMaxSleep time.Duration
 	// APIOptions tune the Extensions API client.
 	APIOptions []func(*extapi.Options)
+	// Listen opens the credentials listener on addr ("127.0.0.1:2775").
+	// Default: net.Listen over TCP. Tests listen in memory.
+	Listen func(addr string) (net.Listener, error)
 }
 
 // Run runs the extension until SHUTDOWN (or ctx is cancelled, as on
@@ -95,6 +98,9 @@ func (o *Options) defaults() {
 	if o.TimerMaxSleep == 0 {
 		o.TimerMaxSleep = time.Minute
 	}
+	if o.Listen == nil {
+		o.Listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	}
 }
 
 type agent struct {
@@ -131,7 +137,7 @@ func (a *agent) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a.cfg.Port)))
+	ln, err := a.o.Listen(net.JoinHostPort("127.0.0.1", strconv.Itoa(a.cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on 127.0.0.1:%d (set %s to a free port): %w", a.cfg.Port, config.EnvPort, err)
 	}

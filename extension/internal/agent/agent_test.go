@@ -7,15 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/logcapture"
-	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/poll"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/memnet"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,38 +24,38 @@ import (
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/agent"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds/ststest"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi/extapitest"
 )
 
+// harness runs the agent against in-process fakes of the Extensions API
+// and STS, with the credentials listener in memory, so that the tests run
+// in testing/synctest bubbles: every wait is in virtual time, and
+// synctest.Wait says when the agent has nothing left to do.
 type harness struct {
-	api   *extapitest.API
-	sts   *ststest.Server
-	clock *ststest.Clock
-	cfg   *config.Config
-	logs  *logcapture.Buffer
-	done  chan struct{} // closed when Run returns
-	err   error
-	stop  context.CancelFunc
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	api    *extapitest.API
+	sts    *ststest.Server
+	clock  *ststest.Clock
+	net    *memnet.Network
+	client *http.Client
+	cfg    *config.Config
+	logs   *logcapture.Buffer
+	done   chan struct{} // closed when Run returns
+	err    error
+	stop   context.CancelFunc
 }
 
 func newHarness(t testing.TB, mode config.Mode) *harness {
 	t.Helper()
-	h := &harness{api: extapitest.New(t), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &logcapture.Buffer{}}
-	h.sts = ststest.New(t, h.clock.Now)
+	h := &harness{api: extapitest.NewInProcess(), clock: ststest.NewClock(time.Now().UTC().Truncate(time.Second)),
+		net: memnet.New(), logs: &logcapture.Buffer{}}
+	h.sts = ststest.NewInProcess(h.clock.Now)
+	h.client = h.net.Client()
+	t.Cleanup(h.client.CloseIdleConnections)
 	h.cfg = &config.Config{
 		Roles: map[string]*config.Role{config.DefaultRoleName: {AssumeRoleInput: &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role/t"),
 			RoleSessionName: aws.String("s"), DurationSeconds: aws.Int32(3600)}}},
-		Mode: mode, Port: freePort(t), TokenFile: filepath.Join(t.TempDir(), "sub", "token"),
+		Mode: mode, Port: 2775, TokenFile: filepath.Join(t.TempDir(), "sub", "token"),
 		STSMaxAttempts: 1, STSTimeout: time.Second, RuntimeAPI: h.api.Addr(),
 	}
 	return h
@@ -69,6 +69,8 @@ func (h *harness) options(fns ...func(*agent.Options)) agent.Options {
 		NewSTSClient: func(context.Context, *config.Config) (*sts.Client, error) {
 			return h.sts.Client(1), nil
 		},
+		APIOptions: []func(*extapi.Options){func(o *extapi.Options) { o.HTTPClient = h.api.Client() }},
+		Listen:     h.net.Listen,
 	}
 	for _, fn := range fns {
 		fn(&o)
@@ -106,7 +108,20 @@ func (h *harness) wait(t *testing.T) error {
 
 func (h *harness) waitNext(t *testing.T, n int) {
 	t.Helper()
-	poll.Until(t, func() bool { c, _ := h.api.NextCalls(); return c >= n })
+	// Virtual time: the agent may be waiting on a timer (the bounded
+	// prefetch wait), which only moves when this goroutine sleeps too.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		synctest.Wait()
+		c, _ := h.api.NextCalls()
+		if c >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/event/next called %d times, want %d", c, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (h *harness) get(t testing.TB, path string) (int, map[string]any) {
@@ -117,7 +132,7 @@ func (h *harness) get(t testing.TB, path string) (int, map[string]any) {
 	}
 	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", h.cfg.Port, path), nil)
 	req.Header.Set("Authorization", string(tok))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,244 +144,268 @@ func (h *harness) get(t testing.TB, path string) (int, map[string]any) {
 }
 
 func TestDeferredLifecycle(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	var tokenAtRegister []byte
-	var listeningAtRegister bool
-	h.api.OnRegister(func() {
-		tokenAtRegister, _ = os.ReadFile(h.cfg.TokenFile)
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port))
-		if listeningAtRegister = err == nil; listeningAtRegister {
-			c.Close()
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		var tokenAtRegister []byte
+		var listeningAtRegister bool
+		h.api.OnRegister(func() {
+			tokenAtRegister, _ = os.ReadFile(h.cfg.TokenFile)
+			listeningAtRegister = h.net.Listening(h.cfg.Port)
+		})
+		h.start(t, nil)
+		h.waitNext(t, 1)
+		if name, feature, _ := h.api.Registered(); name != "credential-refresh" || feature != "accountId" {
+			t.Errorf("registered as %q with %q", name, feature)
+		}
+		if len(tokenAtRegister) != 43 || bytes.ContainsAny(tokenAtRegister, "\n=+/") || !listeningAtRegister {
+			t.Fatalf("at register: token %d bytes (want 43, base64url, no newline), listening %v", len(tokenAtRegister), listeningAtRegister)
+		}
+		st, _ := os.Stat(h.cfg.TokenFile)
+		dst, _ := os.Stat(filepath.Dir(h.cfg.TokenFile))
+		if st.Mode().Perm() != 0o600 || dst.Mode().Perm() != 0o700 {
+			t.Errorf("token file mode %v, dir %v", st.Mode().Perm(), dst.Mode().Perm())
+		}
+		if h.sts.Calls() != 0 {
+			t.Fatal("deferred mode called STS at init")
+		}
+		if code, body := h.get(t, "/v1/credentials"); code != 200 || !strings.HasPrefix(body["AccessKeyId"].(string), "ASIA") {
+			t.Fatalf("GET: %d %v", code, body)
+		}
+		for i := range 3 {
+			h.api.Invoke(fmt.Sprintf("r%d", i), time.Now().Add(3*time.Second))
+			h.waitNext(t, i+2)
+		}
+		if h.sts.Calls() != 1 {
+			t.Errorf("STS calls = %d, want 1", h.sts.Calls())
+		}
+		start := time.Now()
+		h.api.Shutdown(time.Now().Add(2 * time.Second))
+		if err := h.wait(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("shutdown took %s, past the deadline", took)
+		}
+		if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
+			t.Error("token file left behind")
+		}
+		if h.net.Listening(h.cfg.Port) {
+			t.Error("still listening after shutdown")
 		}
 	})
-	h.start(t, nil)
-	h.waitNext(t, 1)
-	if name, feature, _ := h.api.Registered(); name != "credential-refresh" || feature != "accountId" {
-		t.Errorf("registered as %q with %q", name, feature)
-	}
-	if len(tokenAtRegister) != 43 || bytes.ContainsAny(tokenAtRegister, "\n=+/") || !listeningAtRegister {
-		t.Fatalf("at register: token %d bytes (want 43, base64url, no newline), listening %v", len(tokenAtRegister), listeningAtRegister)
-	}
-	st, _ := os.Stat(h.cfg.TokenFile)
-	dst, _ := os.Stat(filepath.Dir(h.cfg.TokenFile))
-	if st.Mode().Perm() != 0o600 || dst.Mode().Perm() != 0o700 {
-		t.Errorf("token file mode %v, dir %v", st.Mode().Perm(), dst.Mode().Perm())
-	}
-	if h.sts.Calls() != 0 {
-		t.Fatal("deferred mode called STS at init")
-	}
-	if code, body := h.get(t, "/v1/credentials"); code != 200 || !strings.HasPrefix(body["AccessKeyId"].(string), "ASIA") {
-		t.Fatalf("GET: %d %v", code, body)
-	}
-	for i := range 3 {
-		h.api.Invoke(fmt.Sprintf("r%d", i), time.Now().Add(3*time.Second))
-		h.waitNext(t, i+2)
-	}
-	if h.sts.Calls() != 1 {
-		t.Errorf("STS calls = %d, want 1", h.sts.Calls())
-	}
-	start := time.Now()
-	h.api.Shutdown(time.Now().Add(2 * time.Second))
-	if err := h.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("shutdown took %s, past the deadline", took)
-	}
-	if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
-		t.Error("token file left behind")
-	}
-	if _, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port)); err == nil {
-		t.Error("still listening after shutdown")
-	}
 }
 
 // Eager: the prefetch starts before /register and overlaps it; the first
 // /event/next waits for it; INVOKE in the refresh window refreshes in the
 // background without holding /event/next.
 func TestEagerPrefetchOverlapsRegisterAndInvokeRefreshes(t *testing.T) {
-	h := newHarness(t, config.ModeEager)
-	release := h.sts.Hold()
-	var stsCallsAtRegister int64
-	h.api.OnRegister(func() {
-		poll.Until(t, func() bool { return h.sts.Calls() == 1 }) // the prefetch is already in flight
-		stsCallsAtRegister = h.sts.Calls()
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeEager)
+		release := h.sts.Hold()
+		var stsCallsAtRegister int64
+		h.api.OnRegister(func() {
+			for h.sts.Calls() == 0 { // virtual time: the prefetch goroutine gets to run
+				time.Sleep(time.Millisecond)
+			}
+			stsCallsAtRegister = h.sts.Calls()
+		})
+		h.start(t, nil)
+		synctest.Wait() // registered; the prefetch is held in STS
+		if _, _, at := h.api.Registered(); at.IsZero() {
+			t.Fatal("not registered")
+		}
+		if n, _ := h.api.NextCalls(); n != 0 {
+			t.Fatal("first /event/next made before the prefetch finished")
+		}
+		release()
+		h.waitNext(t, 1)
+		if stsCallsAtRegister != 1 {
+			t.Errorf("STS calls at register = %d", stsCallsAtRegister)
+		}
+		_, body := h.get(t, "/v1/health")
+		role := body["roles"].(map[string]any)["default"].(map[string]any)
+		if role["state"] != "fresh" || role["waited"].(float64) != 0 {
+			t.Fatalf("health after prefetch: %v", body)
+		}
+		// Into the refresh window, then INVOKE with STS slow: /event/next must
+		// come back at once while the refresh runs.
+		h.clock.Advance(41 * time.Minute)
+		release = h.sts.Hold()
+		h.api.Invoke("r1", time.Now().Add(3*time.Second))
+		h.waitNext(t, 2)
+		if n := h.sts.Calls(); n != 2 {
+			t.Fatalf("STS calls after the INVOKE: %d, want the background refresh", n)
+		}
+		release()
+		synctest.Wait()
+		if _, b := h.get(t, "/v1/health"); b["roles"].(map[string]any)["default"].(map[string]any)["state"] != "fresh" {
+			t.Fatalf("after the refresh: %v", b)
+		}
+		code, _ := h.get(t, "/v1/credentials")
+		_, body = h.get(t, "/v1/health")
+		role = body["roles"].(map[string]any)["default"].(map[string]any)
+		if code != 200 || role["waited"].(float64) != 0 || role["stsCalls"].(float64) != 2 {
+			t.Errorf("eager steady state: a request waited on STS: %v", role)
+		}
+		h.api.Shutdown(time.Now().Add(2 * time.Second))
+		if err := h.wait(t); err != nil {
+			t.Fatal(err)
+		}
 	})
-	h.start(t, nil)
-	poll.Until(t, func() bool { _, _, at := h.api.Registered(); return !at.IsZero() })
-	time.Sleep(50 * time.Millisecond)
-	if n, _ := h.api.NextCalls(); n != 0 {
-		t.Fatal("first /event/next made before the prefetch finished")
-	}
-	release()
-	h.waitNext(t, 1)
-	if stsCallsAtRegister != 1 {
-		t.Errorf("STS calls at register = %d", stsCallsAtRegister)
-	}
-	_, body := h.get(t, "/v1/health")
-	role := body["roles"].(map[string]any)["default"].(map[string]any)
-	if role["state"] != "fresh" || role["waited"].(float64) != 0 {
-		t.Fatalf("health after prefetch: %v", body)
-	}
-	// Into the refresh window, then INVOKE with STS slow: /event/next must
-	// come back at once while the refresh runs.
-	h.clock.Advance(41 * time.Minute)
-	release = h.sts.Hold()
-	h.api.Invoke("r1", time.Now().Add(3*time.Second))
-	h.waitNext(t, 2)
-	poll.Until(t, func() bool { return h.sts.Calls() == 2 })
-	release()
-	poll.Until(t, func() bool {
-		_, b := h.get(t, "/v1/health")
-		r := b["roles"].(map[string]any)["default"].(map[string]any)
-		return r["state"] == "fresh" && r["refreshing"] == false
-	})
-	code, _ := h.get(t, "/v1/credentials")
-	_, body = h.get(t, "/v1/health")
-	role = body["roles"].(map[string]any)["default"].(map[string]any)
-	if code != 200 || role["waited"].(float64) != 0 || role["stsCalls"].(float64) != 2 {
-		t.Errorf("eager steady state: a request waited on STS: %v", role)
-	}
-	h.api.Shutdown(time.Now().Add(2 * time.Second))
-	if err := h.wait(t); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestEagerPrefetchWaitIsBounded(t *testing.T) {
-	h := newHarness(t, config.ModeEager)
-	defer h.sts.Hold()()
-	start := time.Now()
-	h.start(t, nil, func(o *agent.Options) { o.PrefetchWait = 150 * time.Millisecond })
-	h.waitNext(t, 1)
-	if took := time.Since(start); took < 150*time.Millisecond || took > 3*time.Second {
-		t.Errorf("first /event/next after %s, want ~150ms", took)
-	}
-	if !strings.Contains(h.logs.String(), "eager prefetch still running") {
-		t.Error("no warning about the unfinished prefetch")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeEager)
+		defer h.sts.Hold()()
+		start := time.Now()
+		h.start(t, nil, func(o *agent.Options) { o.PrefetchWait = 150 * time.Millisecond })
+		h.waitNext(t, 1)
+		if took := time.Since(start); took < 150*time.Millisecond || took > 3*time.Second {
+			t.Errorf("first /event/next after %s, want ~150ms", took)
+		}
+		if !strings.Contains(h.logs.String(), "eager prefetch still running") {
+			t.Error("no warning about the unfinished prefetch")
+		}
+	})
 }
 
 func TestConfigErrorReportsInitError(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	_, cfgErr := config.Load(func(k string) string {
-		return map[string]string{config.EnvRoleArn: "not-an-arn", config.EnvMode: "bogus", "AWS_REGION": "us-east-1"}[k]
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		_, cfgErr := config.Load(func(k string) string {
+			return map[string]string{config.EnvRoleArn: "not-an-arn", config.EnvMode: "bogus", "AWS_REGION": "us-east-1"}[k]
+		})
+		h.start(t, cfgErr)
+		err := h.wait(t)
+		if err == nil || !strings.Contains(err.Error(), config.EnvRoleArn) {
+			t.Fatalf("Run = %v", err)
+		}
+		reps := h.api.Reports()
+		if len(reps) != 1 || reps[0].Path != "init/error" || reps[0].ErrorType != "Extension.ConfigInvalid" ||
+			!strings.Contains(reps[0].Message, config.EnvRoleArn+": ") || !strings.Contains(reps[0].Message, config.EnvMode) {
+			t.Fatalf("reports %+v", reps)
+		}
+		if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
+			t.Error("token file written despite invalid config")
+		}
+		if h.net.Listening(h.cfg.Port) {
+			t.Error("listening despite invalid config")
+		}
 	})
-	h.start(t, cfgErr)
-	err := h.wait(t)
-	if err == nil || !strings.Contains(err.Error(), config.EnvRoleArn) {
-		t.Fatalf("Run = %v", err)
-	}
-	reps := h.api.Reports()
-	if len(reps) != 1 || reps[0].Path != "init/error" || reps[0].ErrorType != "Extension.ConfigInvalid" ||
-		!strings.Contains(reps[0].Message, config.EnvRoleArn+": ") || !strings.Contains(reps[0].Message, config.EnvMode) {
-		t.Fatalf("reports %+v", reps)
-	}
-	if _, err := os.Stat(h.cfg.TokenFile); !errors.Is(err, os.ErrNotExist) {
-		t.Error("token file written despite invalid config")
-	}
-	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port)); err == nil {
-		c.Close()
-		t.Error("listening despite invalid config")
-	}
 }
 
 func TestPortInUseReportsInitError(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", h.cfg.Port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	h.start(t, nil)
-	if err := h.wait(t); err == nil {
-		t.Fatal("no error")
-	}
-	if reps := h.api.Reports(); len(reps) != 1 || reps[0].ErrorType != agent.ErrStartFailed || !strings.Contains(reps[0].Message, config.EnvPort) {
-		t.Fatalf("reports %+v", reps)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		ln, err := h.net.Listen(fmt.Sprintf("127.0.0.1:%d", h.cfg.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		h.start(t, nil)
+		if err := h.wait(t); err == nil {
+			t.Fatal("no error")
+		}
+		if reps := h.api.Reports(); len(reps) != 1 || reps[0].ErrorType != agent.ErrStartFailed || !strings.Contains(reps[0].Message, config.EnvPort) {
+			t.Fatalf("reports %+v", reps)
+		}
+	})
 }
 
 func TestRegisterRefusedExits(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	h.api.FailRegister(http.StatusForbidden)
-	h.start(t, nil)
-	if err := h.wait(t); err == nil || !strings.Contains(err.Error(), "403") {
-		t.Fatalf("Run = %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		h.api.FailRegister(http.StatusForbidden)
+		h.start(t, nil)
+		if err := h.wait(t); err == nil || !strings.Contains(err.Error(), "403") {
+			t.Fatalf("Run = %v", err)
+		}
+	})
 }
 
 func TestEventLoopFailureReportsExitError(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	h.api.FailNext(http.StatusInternalServerError)
-	h.start(t, nil)
-	if err := h.wait(t); err == nil {
-		t.Fatal("no error")
-	}
-	if reps := h.api.Reports(); len(reps) != 1 || reps[0].Path != "exit/error" || reps[0].ErrorType != "Extension.EventLoopFailed" {
-		t.Fatalf("reports %+v", reps)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		h.api.FailNext(http.StatusInternalServerError)
+		h.start(t, nil)
+		if err := h.wait(t); err == nil {
+			t.Fatal("no error")
+		}
+		if reps := h.api.Reports(); len(reps) != 1 || reps[0].Path != "exit/error" || reps[0].ErrorType != "Extension.EventLoopFailed" {
+			t.Fatalf("reports %+v", reps)
+		}
+	})
 }
 
 func TestSIGTERMStopsCleanly(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	h.start(t, nil)
-	h.waitNext(t, 1)
-	start := time.Now()
-	h.stop()
-	if err := h.wait(t); err != nil || time.Since(start) > 2*time.Second {
-		t.Fatalf("Run = %v after %s", err, time.Since(start))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		h.start(t, nil)
+		h.waitNext(t, 1)
+		start := time.Now()
+		h.stop()
+		if err := h.wait(t); err != nil || time.Since(start) > 2*time.Second {
+			t.Fatalf("Run = %v after %s", err, time.Since(start))
+		}
+	})
 }
 
 // A request stuck on a slow STS call must not hold the shutdown past the
 // SHUTDOWN deadline.
 func TestShutdownInsideDeadlineWithRequestInFlight(t *testing.T) {
-	h := newHarness(t, config.ModeDeferred)
-	h.cfg.STSTimeout = 10 * time.Second
-	h.start(t, nil)
-	h.waitNext(t, 1)
-	defer h.sts.Hold()()
-	go func() {
-		tok, _ := os.ReadFile(h.cfg.TokenFile)
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/v1/credentials", h.cfg.Port), nil)
-		req.Header.Set("Authorization", string(tok))
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeDeferred)
+		h.cfg.STSTimeout = 10 * time.Second
+		h.start(t, nil)
+		h.waitNext(t, 1)
+		defer h.sts.Hold()()
+		go func() {
+			tok, _ := os.ReadFile(h.cfg.TokenFile)
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/v1/credentials", h.cfg.Port), nil)
+			req.Header.Set("Authorization", string(tok))
+			if resp, err := h.client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		synctest.Wait()
+		if n := h.sts.Calls(); n != 1 {
+			t.Fatalf("STS calls %d, want the request's", n)
 		}
-	}()
-	poll.Until(t, func() bool { return h.sts.Calls() == 1 })
-	deadline := time.Now().Add(500 * time.Millisecond)
-	h.api.Shutdown(deadline)
-	if err := h.wait(t); err != nil {
-		t.Fatal(err)
-	}
-	if time.Now().After(deadline) {
-		t.Errorf("returned %s after the SHUTDOWN deadline", time.Since(deadline))
-	}
+		deadline := time.Now().Add(500 * time.Millisecond)
+		h.api.Shutdown(deadline)
+		if err := h.wait(t); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("returned %s after the SHUTDOWN deadline", time.Since(deadline))
+		}
+	})
 }
 
 func TestLogsCarryNoSecrets(t *testing.T) {
-	h := newHarness(t, config.ModeEager)
-	h.start(t, nil)
-	h.waitNext(t, 1)
-	h.get(t, "/v1/credentials")
-	tok, _ := os.ReadFile(h.cfg.TokenFile)
-	h.api.Shutdown(time.Now().Add(2 * time.Second))
-	_ = h.wait(t)
-	logs := h.logs.String()
-	if !strings.Contains(logs, "credentials refreshed") {
-		t.Fatal("vacuous: no refresh logged")
-	}
-	secrets := []string{string(tok)}
-	for _, c := range h.sts.Issued() {
-		secrets = append(secrets, c.SecretAccessKey, c.SessionToken)
-	}
-	for _, s := range secrets {
-		if strings.Contains(logs, s) {
-			t.Fatal("secret in logs")
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, config.ModeEager)
+		h.start(t, nil)
+		h.waitNext(t, 1)
+		h.get(t, "/v1/credentials")
+		tok, _ := os.ReadFile(h.cfg.TokenFile)
+		h.api.Shutdown(time.Now().Add(2 * time.Second))
+		_ = h.wait(t)
+		logs := h.logs.String()
+		if !strings.Contains(logs, "credentials refreshed") {
+			t.Fatal("vacuous: no refresh logged")
 		}
-	}
+		secrets := []string{string(tok)}
+		for _, c := range h.sts.Issued() {
+			secrets = append(secrets, c.SecretAccessKey, c.SessionToken)
+		}
+		for _, s := range secrets {
+			if strings.Contains(logs, s) {
+				t.Fatal("secret in logs")
+			}
+		}
+	})
 }
 
 // BenchmarkFirstInvoke measures the time from the extension's start to the

@@ -20,7 +20,8 @@ type Report struct {
 
 // API is the fake. Send events with Invoke/Shutdown.
 type API struct {
-	*httptest.Server
+	*httptest.Server // nil for NewInProcess
+	mux    *http.ServeMux
 	events chan any
 
 	mu             sync.Mutex
@@ -75,13 +76,8 @@ func (a *API) FailNext(status int) {
 
 // New starts the fake; Addr() is the value for AWS_LAMBDA_RUNTIME_API.
 func New(t testing.TB) *API {
-	a := &API{events: make(chan any, 16), allowed: map[string]bool{"INVOKE": true, "SHUTDOWN": true}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /2020-01-01/extension/register", a.register)
-	mux.HandleFunc("GET /2020-01-01/extension/event/next", a.next)
-	mux.HandleFunc("POST /2020-01-01/extension/init/error", a.report)
-	mux.HandleFunc("POST /2020-01-01/extension/exit/error", a.report)
-	a.Server = httptest.NewServer(mux)
+	a := NewInProcess()
+	a.Server = httptest.NewServer(a.mux)
 	t.Cleanup(func() {
 		a.CloseClientConnections()
 		a.Close()
@@ -89,8 +85,44 @@ func New(t testing.TB) *API {
 	return a
 }
 
+// NewInProcess is the fake without a socket, for tests in a
+// testing/synctest bubble: Client calls its handlers in-process.
+func NewInProcess() *API {
+	a := &API{events: make(chan any, 16), allowed: map[string]bool{"INVOKE": true, "SHUTDOWN": true}, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /2020-01-01/extension/register", a.register)
+	a.mux.HandleFunc("GET /2020-01-01/extension/event/next", a.next)
+	a.mux.HandleFunc("POST /2020-01-01/extension/init/error", a.report)
+	a.mux.HandleFunc("POST /2020-01-01/extension/exit/error", a.report)
+	return a
+}
+
+// Client is an HTTP client that reaches the fake: in-process for a
+// NewInProcess fake, else over its socket.
+func (a *API) Client() *http.Client {
+	if a.Server != nil {
+		return a.Server.Client()
+	}
+	return &http.Client{Transport: inProcess{a.mux}}
+}
+
+type inProcess struct{ h http.Handler }
+
+func (rt inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	rt.h.ServeHTTP(rec, r)
+	if err := r.Context().Err(); err != nil {
+		return nil, err
+	}
+	return rec.Result(), nil
+}
+
 // Addr is host:port.
-func (a *API) Addr() string { return strings.TrimPrefix(a.URL, "http://") }
+func (a *API) Addr() string {
+	if a.Server == nil {
+		return "extensions-api.in-process.invalid:9001"
+	}
+	return strings.TrimPrefix(a.URL, "http://")
+}
 
 // FailRegister makes /register answer status.
 func (a *API) FailRegister(status int) {
