@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi"
@@ -63,40 +63,51 @@ func TestRegisterRefusedMeansExit(t *testing.T) {
 	}
 }
 
+// TestNextBlocksWithoutTimeoutUntilCanceled runs in virtual time against
+// the in-process fake: Next outlives the call timeout by far, and ends
+// when its context does.
 func TestNextBlocksWithoutTimeoutUntilCanceled(t *testing.T) {
-	api := extapitest.New(t)
-	c := extapi.New(api.Addr(), func(o *extapi.Options) { o.Timeout = 10 * time.Millisecond })
-	if _, err := c.Register(context.Background(), "x", extapi.Shutdown); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { _, err := c.Next(ctx); done <- err }()
-	select {
-	case err := <-done:
-		t.Fatalf("Next returned early (the call timeout must not apply): %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		api := extapitest.NewInProcess()
+		c := extapi.New(api.Addr(), func(o *extapi.Options) { o.Timeout, o.HTTPClient = 10*time.Millisecond, api.Client() })
+		if _, err := c.Register(context.Background(), "x", extapi.Shutdown); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, err := c.Next(ctx); done <- err }()
+		select {
+		case err := <-done:
+			t.Fatalf("Next returned early (the call timeout must not apply): %v", err)
+		case <-time.After(time.Hour):
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// stalled is an Extensions API that never answers, until the request's
+// context ends.
+type stalled struct{}
+
+func (stalled) RoundTrip(r *http.Request) (*http.Response, error) {
+	<-r.Context().Done()
+	return nil, r.Context().Err()
 }
 
 func TestCallsTimeOut(t *testing.T) {
-	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
+	synctest.Test(t, func(t *testing.T) {
+		c := extapi.New("extensions.invalid:9001", func(o *extapi.Options) {
+			o.Timeout, o.HTTPClient = 50*time.Millisecond, &http.Client{Transport: stalled{}}
+		})
+		start := time.Now()
+		_, err := c.Register(context.Background(), "x", extapi.Shutdown)
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 50*time.Millisecond {
+			t.Fatalf("err = %v after %s; want the 50ms timeout", err, time.Since(start))
 		}
-	}))
-	defer stall.Close()
-	c := extapi.New(strings.TrimPrefix(stall.URL, "http://"), func(o *extapi.Options) { o.Timeout = 50 * time.Millisecond })
-	start := time.Now()
-	_, err := c.Register(context.Background(), "x", extapi.Shutdown)
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
-		t.Fatalf("err = %v after %s", err, time.Since(start))
-	}
+	})
 }
 
 // TestRegisterInvalidEventType: Lambda Managed Instances refuse INVOKE with
