@@ -161,3 +161,15 @@ func tail(s string, lines int) string {
 	}
 	return strings.Join(ls, "\n")
 }
+
+// firstAssumeRole is when the proxy saw the environment's first AssumeRole.
+func firstAssumeRole(t *testing.T, env *harness.Environment) time.Time {
+	t.Helper()
+	for _, e := range env.Proxy.Events() {
+		if e.Kind == harness.AssumeRole {
+			return e.Time
+		}
+	}
+	t.Fatal("no AssumeRole went through the proxy")
+	return time.Time{}
+}

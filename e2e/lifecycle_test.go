@@ -125,16 +125,7 @@ func checkRefreshBounds(t *testing.T, env *harness.Environment, uploads []harnes
 	if n := env.Proxy.Count(harness.ExpiredToken, time.Time{}); n != 0 {
 		t.Errorf("proxy answered %d ExpiredToken; want 0", n)
 	}
-	var first time.Time
-	for _, e := range env.Proxy.Events() {
-		if e.Kind == harness.AssumeRole {
-			first = e.Time
-			break
-		}
-	}
-	if first.IsZero() {
-		t.Fatal("no AssumeRole went through the proxy")
-	}
+	first := firstAssumeRole(t, env)
 	span := uploads[len(uploads)-1].End.Sub(first)
 	L := lifecycleLifetime.Seconds()
 	lo := int(math.Ceil(span.Seconds() / L))

@@ -253,13 +253,7 @@ func checkManagedUploads(t *testing.T, s *harness.Stack, env *harness.Environmen
 	if n := env.Proxy.Count(harness.ExpiredToken, time.Time{}); n != 0 {
 		t.Errorf("proxy answered %d ExpiredToken; want 0", n)
 	}
-	var first time.Time
-	for _, e := range env.Proxy.Events() {
-		if e.Kind == harness.AssumeRole {
-			first = e.Time
-			break
-		}
-	}
+	first := firstAssumeRole(t, env)
 	last := slices.MaxFunc(run.uploads, func(a, b harness.Upload) int { return a.End.Compare(b.End) }).End
 	span := last.Sub(first)
 	// Eager keeps a valid key at all times, idle or not; deferred holds

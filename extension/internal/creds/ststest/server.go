@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/memnet"
 )
 
 // Issued is one set of credentials the fake handed out.
@@ -64,22 +66,10 @@ func New(t testing.TB, now func() time.Time) *Server {
 // It has no URL.
 func NewInProcess(now func() time.Time) *Server { return &Server{now: now} }
 
-// inProcess is the RoundTripper of a NewInProcess fake.
-type inProcess struct{ s *Server }
-
-func (rt inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	rt.s.handle(rec, r)
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	return rec.Result(), nil
-}
-
 // Client is a real *sts.Client aimed at the fake, with maxAttempts attempts
 // and near-zero retry delays.
 func (s *Server) Client(maxAttempts int) *sts.Client {
-	o := sts.Options{HTTPClient: &http.Client{Transport: inProcess{s}}, BaseEndpoint: aws.String("http://sts.in-process.invalid")}
+	o := sts.Options{HTTPClient: &http.Client{Transport: memnet.HandlerTransport(http.HandlerFunc(s.handle))}, BaseEndpoint: aws.String("http://sts.in-process.invalid")}
 	if s.Server != nil {
 		o = sts.Options{BaseEndpoint: aws.String(s.URL)}
 	}

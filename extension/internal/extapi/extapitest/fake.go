@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/testing/memnet"
 )
 
 // Report is one init/error or exit/error call.
@@ -21,8 +23,8 @@ type Report struct {
 // API is the fake. Send events with Invoke/Shutdown.
 type API struct {
 	*httptest.Server // nil for NewInProcess
-	mux    *http.ServeMux
-	events chan any
+	mux              *http.ServeMux
+	events           chan any
 
 	mu             sync.Mutex
 	name           string
@@ -102,18 +104,7 @@ func (a *API) Client() *http.Client {
 	if a.Server != nil {
 		return a.Server.Client()
 	}
-	return &http.Client{Transport: inProcess{a.mux}}
-}
-
-type inProcess struct{ h http.Handler }
-
-func (rt inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	rt.h.ServeHTTP(rec, r)
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	return rec.Result(), nil
+	return &http.Client{Transport: memnet.HandlerTransport(a.mux)}
 }
 
 // Addr is host:port.
