@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -38,13 +40,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Codes STS answers that a later attempt may not get. Anything with a 5xx
-// status is retryable too.
-var retryableCodes = map[string]bool{
-	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
-	"InternalFailure": true, "InternalError": true, "ServiceUnavailable": true,
-	"IDPCommunicationError": true, "RequestTimeout": true, "RequestTimeoutException": true,
-}
+// sdkRetryable is the SDK's own classification of what a later attempt may
+// fix: throttling and transient codes, 5xx statuses, connection errors.
+var sdkRetryable = retry.IsErrorRetryables(retry.DefaultRetryables)
+
+// retryable reports whether the SDK's retryer would try err again.
+func retryable(err error) bool { return sdkRetryable.IsErrorRetryable(err) == aws.TrueTernary }
 
 // classify turns a source's error into an *Error.
 func classify(role string, err error) *Error {
@@ -62,7 +63,7 @@ func classify(role string, err error) *Error {
 		e.Code, e.Message, e.Retryable = proc.Code(), proc.Error(), proc.Kind != ProcessNotRunnable
 	case errors.As(err, &api):
 		e.Code, e.Message = api.ErrorCode(), api.ErrorMessage()
-		e.Retryable = retryableCodes[e.Code] || (errors.As(err, &resp) && resp.HTTPStatusCode() >= http.StatusInternalServerError)
+		e.Retryable = retryable(err)
 	case errors.Is(err, context.DeadlineExceeded):
 		e.Code, e.Message, e.Retryable = "RequestTimeout", "STS did not answer in time", true
 	case errors.Is(err, context.Canceled):
@@ -71,7 +72,7 @@ func classify(role string, err error) *Error {
 		e.Code, e.Message, e.Retryable = "ConnectionError", "could not reach STS: "+rootCause(err), true
 	case errors.As(err, &resp):
 		e.Code, e.Message = http.StatusText(resp.HTTPStatusCode()), "unexpected STS response"
-		e.Retryable = resp.HTTPStatusCode() >= http.StatusInternalServerError || resp.HTTPStatusCode() == http.StatusTooManyRequests
+		e.Retryable = retryable(err) || resp.HTTPStatusCode() == http.StatusTooManyRequests
 	default:
 		e.Code, e.Message, e.Retryable = "ConnectionError", "could not reach STS: "+rootCause(err), true
 	}

@@ -216,7 +216,7 @@ type switchable struct {
 func (s *switchable) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	s.calls.Add(1)
 	if s.failing.Load() {
-		return aws.Credentials{}, &smithy.GenericAPIError{Code: "InternalFailure", Message: "try again"}
+		return aws.Credentials{}, &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded"}
 	}
 	return s.Source.Retrieve(ctx)
 }
