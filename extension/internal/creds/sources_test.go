@@ -291,3 +291,24 @@ func TestSameBehaviourForEverySource(t *testing.T) {
 		t.Errorf("calls %v, served the still-valid credentials on failure %v", want.calls, want.servedOnFailed)
 	}
 }
+
+// TestChainFromCredentialProcess: a chain's source may be a credential
+// process; the spoke's AssumeRole is then signed with the keys the program
+// printed.
+func TestChainFromCredentialProcess(t *testing.T) {
+	clock := ststest.NewClock(time.Now())
+	fake := ststest.New(t, clock.Now)
+	proc := creds.NewKeeper(creds.CredentialProcess([]string{script(t, "printf '%s' '"+processOutput("ASIAFROMPROCESS00001", time.Now(), time.Hour)+"'")}, nil),
+		func(o *creds.Options) { o.Name = "broker" })
+	defer proc.Close()
+	spoke := creds.NewKeeper(creds.AssumeRole(creds.ChainClient(fake.Client(1), proc), &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::222222222222:role/spoke"), RoleSessionName: aws.String("s"), DurationSeconds: aws.Int32(3600)}),
+		func(o *creds.Options) { o.Now = clock.Now })
+	defer spoke.Close()
+	if _, err := spoke.Credentials(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := fake.Signers(); len(s) != 1 || s[0] != "ASIAFROMPROCESS00001" {
+		t.Fatalf("the spoke's AssumeRole was signed with %v, want the process's key", s)
+	}
+}
