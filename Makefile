@@ -36,6 +36,15 @@ export SAM_CLI_TELEMETRY := 0
 
 BUILD_DIR := build
 WRAPPER := layer/credential-refresh/exec-wrapper
+# The in-layer helpers, as paths under layer/ and in the layer: the Python
+# package (/opt/python is on sys.path) and the Node package
+# (/opt/nodejs/node_modules is on NODE_PATH). Listed, not globbed, so no
+# __pycache__ or editor file slips in.
+HELPERS := python/credential_refresh/__init__.py \
+	nodejs/node_modules/credential-refresh/package.json \
+	nodejs/node_modules/credential-refresh/index.js \
+	nodejs/node_modules/credential-refresh/index.mjs \
+	nodejs/node_modules/credential-refresh/index.d.ts
 
 .PHONY: help test demo bench lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
 	build-CredentialRefreshLayer build-GoExampleFunction
@@ -67,10 +76,11 @@ check-arch:
 check-artifacts-dir:
 	@if [[ -z "$(ARTIFACTS_DIR)" ]]; then echo "ARTIFACTS_DIR is not set: this target is run by sam build" >&2; exit 2; fi
 
-build-CredentialRefreshLayer: check-arch check-artifacts-dir ## (sam build) Layer tree in $ARTIFACTS_DIR: extensions/credential-refresh + credential-refresh/exec-wrapper
+build-CredentialRefreshLayer: check-arch check-artifacts-dir ## (sam build) Layer tree in $ARTIFACTS_DIR: extensions/credential-refresh, credential-refresh/exec-wrapper, the python/ and nodejs/ helpers
 	mkdir -p "$(ARTIFACTS_DIR)/extensions" "$(ARTIFACTS_DIR)/credential-refresh"
 	$(GO_BUILD) -o "$(ARTIFACTS_DIR)/extensions/credential-refresh" ./extension
 	install -m 0755 $(WRAPPER) "$(ARTIFACTS_DIR)/credential-refresh/exec-wrapper"
+	@for f in $(HELPERS); do install -D -m 0644 "layer/$$f" "$(ARTIFACTS_DIR)/$$f" || exit 1; done
 
 build-GoExampleFunction: check-arch check-artifacts-dir ## (sam build) The Go example as $ARTIFACTS_DIR/bootstrap
 	$(GO_BUILD) -tags lambda.norpc -o "$(ARTIFACTS_DIR)/bootstrap" ./examples/go
@@ -90,9 +100,9 @@ layer-zip: check-arch
 	rm -rf "$(LAYER_TREE)" "$(LAYER_ZIP)"
 	$(MAKE) --no-print-directory build-CredentialRefreshLayer ARTIFACTS_DIR="$(CURDIR)/$(LAYER_TREE)"
 	cd "$(LAYER_TREE)" && if command -v zip >/dev/null; then \
-	  zip -q -X -9 -r "$(LAYER_ZIP)" extensions credential-refresh; \
+	  zip -q -X -9 -r "$(LAYER_ZIP)" extensions credential-refresh python nodejs; \
 	else \
-	  python3 -m zipfile -c "$(LAYER_ZIP)" extensions credential-refresh; \
+	  python3 -m zipfile -c "$(LAYER_ZIP)" extensions credential-refresh python nodejs; \
 	fi
 	@ls -l "$(LAYER_ZIP)"
 

@@ -128,21 +128,41 @@ def check_elf(name, data, mode, arch):
     report(static, f"{name}: statically linked (no ELF interpreter)")
     report(mode & 0o111 == 0o111, f"{name}: mode {mode & 0o777:o} is executable")
 
+# The in-layer helpers (Python and Node packages), as paths under layer/
+# and in the layer; the Makefile's HELPERS lists the same files.
+HELPERS = [
+    "python/credential_refresh/__init__.py",
+    "nodejs/node_modules/credential-refresh/package.json",
+    "nodejs/node_modules/credential-refresh/index.js",
+    "nodejs/node_modules/credential-refresh/index.mjs",
+    "nodejs/node_modules/credential-refresh/index.d.ts",
+]
+TOP = ["credential-refresh", "extensions", "nodejs", "python"]
+
+def check_helper(name, data, mode, rel):
+    report(mode & 0o444 == 0o444, f"{name}: mode {mode & 0o777:o} is readable by all (uid 993 on Managed Instances)")
+    report(data == open(os.path.join("layer", rel), "rb").read(), f"{name} is layer/{rel}")
+
 def tree(root, arch, wrapper_src, label):
     """A built layer tree (sam build) or an unpacked zip, named label."""
     want = {"extensions/credential-refresh": "elf", "credential-refresh/exec-wrapper": "wrapper"}
+    want.update({h: "helper" for h in HELPERS})
     for rel, kind in want.items():
         p, name = os.path.join(root, rel), f"{label}/{rel}"
         if not os.path.isfile(p):
             report(False, f"{name} exists")
         elif kind == "elf":
             check_elf(name, open(p, "rb").read(), os.stat(p).st_mode, arch)
+        elif kind == "helper":
+            check_helper(name, open(p, "rb").read(), os.stat(p).st_mode, rel)
         else:
             mode = os.stat(p).st_mode
             report(mode & 0o111 == 0o111, f"{name}: mode {mode & 0o777:o} is executable")
             report(open(p, "rb").read() == open(wrapper_src, "rb").read(), f"{name} is {wrapper_src}")
     top = sorted(os.listdir(root))
-    report(top == ["credential-refresh", "extensions"], f"{label} holds only extensions/ and credential-refresh/ (has {top})")
+    report(top == TOP, f"{label} holds only {', '.join(t + '/' for t in TOP)} (has {top})")
+    found = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    report(found == sorted(want), f"{label} holds exactly the extension, the wrapper and the helpers (has {found})")
 
 def layer_zip(path, arch, wrapper_src, max_bytes):
     size = os.path.getsize(path)
@@ -150,7 +170,7 @@ def layer_zip(path, arch, wrapper_src, max_bytes):
     with zipfile.ZipFile(path) as z:
         report(z.testzip() is None, f"{os.path.basename(path)}: CRCs verify")
         files = {i.filename: i for i in z.infolist() if not i.is_dir()}
-        want = {"extensions/credential-refresh", "credential-refresh/exec-wrapper"}
+        want = {"extensions/credential-refresh", "credential-refresh/exec-wrapper", *HELPERS}
         report(set(files) == want, f"{os.path.basename(path)}: holds exactly {sorted(want)} (has {sorted(files)})")
         for name, info in files.items():
             mode = info.external_attr >> 16
@@ -161,6 +181,8 @@ def layer_zip(path, arch, wrapper_src, max_bytes):
             elif name == "credential-refresh/exec-wrapper":
                 report(mode & 0o111 == 0o111, f"{os.path.basename(path)}:{name}: mode {mode & 0o777:o} is executable")
                 report(data == open(wrapper_src, "rb").read(), f"{os.path.basename(path)}:{name} is the source wrapper")
+            elif name in HELPERS:
+                check_helper(f"{os.path.basename(path)}:{name}", data, mode, name)
 
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "tree":

@@ -81,7 +81,8 @@ func (s *Stack) Close() { s.Moto.Close() }
 const EnvExtensionBinary = "CREDENTIAL_REFRESH_E2E_EXTENSION_BINARY"
 
 // BuildLayer lays out the layer as Lambda unpacks it under /opt: the
-// extension binary (linux, static) and the exec wrapper from layer/.
+// extension binary (linux, static), the exec wrapper and the helpers
+// (LayerHelpers) from layer/.
 func BuildLayer(ctx context.Context, root, dir string) error {
 	bin := filepath.Join(dir, "extensions", ExtensionName)
 	if prebuilt := os.Getenv(EnvExtensionBinary); prebuilt != "" {
@@ -95,7 +96,7 @@ func BuildLayer(ctx context.Context, root, dir string) error {
 	if err := copyFile(src, filepath.Join(dir, "credential-refresh", "exec-wrapper"), 0o755); err != nil {
 		return fmt.Errorf("exec wrapper: %w", err)
 	}
-	return nil
+	return copyHelpers(root, dir)
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
