@@ -106,6 +106,18 @@ layer-zip: check-arch
 	fi
 	@ls -l "$(LAYER_ZIP)"
 
+# The OCI image of the same trees the zips hold (make layer stages them):
+# one image per architecture in an OCI image index, written without Docker
+# by cmd/layer-image (go-containerregistry). SOURCE_DATE_EPOCH, by default
+# the last commit's time, fixes every timestamp in it.
+IMAGE_DIR = $(CURDIR)/$(BUILD_DIR)/credential-refresh-image
+IMAGE_ARCHIVE = $(CURDIR)/$(BUILD_DIR)/credential-refresh-image.oci.tar
+.PHONY: image
+image: layer ## Build build/credential-refresh-image (OCI layout, linux/amd64 + linux/arm64) and its .oci.tar from the zips' trees
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+	  $(GO) run ./cmd/layer-image -amd64 $(BUILD_DIR)/layer-x86_64 -arm64 $(BUILD_DIR)/layer-arm64 \
+	  -out "$(IMAGE_DIR)" -archive "$(IMAGE_ARCHIVE)" -version "$(VERSION)"
+
 sam-build: check-arch ## sam build, for ARCH (passes Architecture=x86_64|arm64 to the template)
 	ARCH=$(GOARCH) $(SAM) build --template template.yaml --build-dir .aws-sam/build \
 	  --parameter-overrides Architecture=$(LAMBDA_ARCH)

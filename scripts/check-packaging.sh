@@ -6,7 +6,10 @@
 #      executable bits, handlers);
 #   3. sam validate --lint passes and samconfig.toml has working defaults;
 #   4. make layer writes both zips: right ELF machine, executable bits kept,
-#      at most 6 MB each.
+#      at most 6 MB each, with the helpers;
+#   5. make image writes the OCI image of the same trees: an OCI index with
+#      linux/amd64 and linux/arm64, each holding exactly its zip's files
+#      under /opt, byte for byte.
 # Ends with "packaging: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -184,11 +187,56 @@ def layer_zip(path, arch, wrapper_src, max_bytes):
             elif name in HELPERS:
                 check_helper(f"{os.path.basename(path)}:{name}", data, mode, name)
 
+def layer_image(layout, arch, zip_path, max_bytes):
+    """The image for arch in the OCI layout must hold exactly the zip's files
+    under /opt, byte for byte and mode for mode (the same binaries)."""
+    import gzip, hashlib, io, json, tarfile
+    goarch = {"x86_64": "amd64", "arm64": "arm64"}[arch]
+    blob = lambda d: open(os.path.join(layout, "blobs", *d.split(":")), "rb").read()
+    def verified(desc):
+        data = blob(desc["digest"])
+        ok = hashlib.sha256(data).hexdigest() == desc["digest"].split(":")[1] and len(data) == desc["size"]
+        return data, ok
+    top = json.load(open(os.path.join(layout, "index.json")))
+    idx_data, ok = verified(top["manifests"][0])
+    idx = json.loads(idx_data)
+    report(ok and idx.get("mediaType") == "application/vnd.oci.image.index.v1+json", f"image: index is an OCI image index, digest verified")
+    found = [m for m in idx["manifests"] if m.get("platform", {}).get("architecture") == goarch]
+    report(len(found) == 1, f"image: one linux/{goarch} manifest in the index")
+    if not found:
+        return
+    man_data, ok = verified(found[0])
+    man = json.loads(man_data)
+    cfg_data, cok = verified(man["config"])
+    cfg = json.loads(cfg_data)
+    report(ok and cok and man["mediaType"] == "application/vnd.oci.image.manifest.v1+json" and (cfg["os"], cfg["architecture"]) == ("linux", goarch),
+           f"image linux/{goarch}: OCI manifest and config for linux/{cfg.get('architecture')}, digests verified")
+    files, size = {}, len(man_data) + len(cfg_data)
+    for l in man["layers"]:
+        data, lok = verified(l)
+        size += len(data)
+        report(lok and l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip", f"image linux/{goarch}: layer {l['digest'][:19]} is OCI tar+gzip, digest verified")
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as t:
+            bad = [m.name for m in t.getmembers() if not (m.uid == 0 and m.gid == 0 and (m.isdir() or m.isfile())
+                                                           and (m.name == "opt" or m.name.startswith("opt/")))]
+            report(not bad, f"image linux/{goarch}: every layer entry is a root-owned file or directory under /opt (others: {bad})")
+            for m in t.getmembers():
+                if m.isfile():
+                    files[m.name[len("opt/"):]] = (m.mode & 0o777, t.extractfile(m).read())
+    with zipfile.ZipFile(zip_path) as z:
+        zfiles = {i.filename: ((i.external_attr >> 16) & 0o777, z.read(i)) for i in z.infolist() if not i.is_dir()}
+    report(sorted(files) == sorted(zfiles), f"image linux/{goarch} holds the files of {os.path.basename(zip_path)} under /opt ({len(files)} files)")
+    for name in sorted(set(files) & set(zfiles)):
+        report(files[name] == zfiles[name], f"image linux/{goarch}: /opt/{name} is the zip's, byte for byte, mode {files[name][0]:o}")
+    report(size <= max_bytes, f"image linux/{goarch}: {size} bytes ({size / 1e6:.2f} MB: manifest, config, gzip layer) <= {max_bytes / 1e6:g} MB")
+
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "tree":
     tree(*args)
 elif cmd == "zip":
     layer_zip(args[0], args[1], args[2], int(args[3]))
+elif cmd == "image":
+    layer_image(args[0], args[1], args[2], int(args[3]))
 elif cmd == "elf":
     p, arch = args
     check_elf(p, open(p, "rb").read(), os.stat(p).st_mode, arch)
@@ -353,6 +401,18 @@ for arch in x86_64 arm64; do
 		fail "$z exists"
 	fi
 done
+
+echo "== make image (OCI, from the trees the zips hold)"
+t0=$(now)
+if make --no-print-directory image >"$WORK/make-image.log" 2>&1; then
+	pass "make image in $(since "$t0")"
+	for arch in x86_64 arm64; do
+		run_inspect image build/credential-refresh-image "$arch" build/credential-refresh-layer-$arch.zip "$MAX_ZIP_BYTES"
+	done
+else
+	fail "make image:"
+	sed 's/^/        /' "$WORK/make-image.log"
+fi
 
 echo "== source tree"
 mode=$(git ls-files -s layer/credential-refresh/exec-wrapper 2>/dev/null | cut -d' ' -f1)
