@@ -47,7 +47,7 @@ HELPERS := python/credential_refresh/__init__.py \
 	nodejs/node_modules/credential-refresh/index.d.ts
 
 .PHONY: help test demo bench lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
-	build-CredentialRefreshLayer build-GoExampleFunction
+	build-CredentialRefreshLayer build-GoExampleFunction build-JavaExampleFunction
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-30s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -84,6 +84,9 @@ build-CredentialRefreshLayer: check-arch check-artifacts-dir ## (sam build) Laye
 
 build-GoExampleFunction: check-arch check-artifacts-dir ## (sam build) The Go example as $ARTIFACTS_DIR/bootstrap
 	$(GO_BUILD) -tags lambda.norpc -o "$(ARTIFACTS_DIR)/bootstrap" ./examples/go
+
+build-JavaExampleFunction: check-artifacts-dir ## (sam build) The Java example (classes + lib/) in $ARTIFACTS_DIR, built by Maven with a JDK >= 21
+	bash scripts/build-java.sh "$(ARTIFACTS_DIR)"
 
 layer: ## Build build/credential-refresh-layer-{x86_64,arm64}.zip (executable bits kept)
 	@for a in amd64 arm64; do \

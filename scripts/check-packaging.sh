@@ -302,6 +302,20 @@ check_function() {
 				"$(realpath "$file")" "$fn"
 		}
 		;;
+	java*)
+		# The java21 layout: the handler's class at the top (class file
+		# version 65 = Java 21, what the runtime runs) and lib/ with the SDK.
+		local class
+		class=$dir/$(echo "${handler%%::*}" | tr . /).class
+		if [[ -f $class ]] && [[ $(od -An -j6 -N2 -tu1 "$class" | awk '{print $1 * 256 + $2}') == 65 ]]; then
+			pass "$2 ($runtime): ${class#"$dir"/} is a Java 21 class file"
+		else
+			fail "$2 ($runtime): ${class#"$dir"/} missing or not Java 21 (class file version 65)"
+		fi
+		check "$2 ($runtime): lib/ holds the AWS SDK for Java v2 (s3, url-connection-client) and no runtime interface client" \
+			bash -c 'ls "$1"/lib/s3-*.jar "$1"/lib/url-connection-client-*.jar >/dev/null 2>&1 && ! ls "$1"/lib/aws-lambda-java-runtime-interface-client-*.jar >/dev/null 2>&1' _ "$dir"
+		return
+		;;
 	*)
 		fail "$2: no packaging check for runtime $runtime"
 		return
@@ -341,7 +355,7 @@ sam_build() {
 		n=$((n + 1))
 		check_function "$dir" "$lid" "$runtime" "$handler" "$codeuri" "$lambda_arch"
 	done < <(PYTHONPATH= "$SAM_PY" "$WORK/functions.py" "$dir/template.yaml")
-	check "sam build ($lambda_arch): template has the 3 example functions (found $n)" test "$n" -ge 3
+	check "sam build ($lambda_arch): template has the 4 example functions (found $n)" test "$n" -ge 4
 }
 
 echo "== packaging checks (network through a trap proxy; direct only: $direct)"

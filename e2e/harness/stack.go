@@ -23,6 +23,9 @@ const (
 	Go     Runtime = "go"
 	Python Runtime = "python"
 	Node   Runtime = "node"
+	// Java runs examples/java (built by scripts/setup.sh) under the java21
+	// stand-in runtime in the scenarios that list it (not in Runtimes).
+	Java Runtime = "java"
 )
 
 // Runtimes lists every example function.
@@ -223,6 +226,8 @@ func (s *Stack) task(r Runtime) (string, []string) {
 		return filepath.Join(root, "examples", "python"), []string{filepath.Join(root, "e2e", "runtimes", "python", "bootstrap"), "app.handler"}
 	case Node:
 		return filepath.Join(root, "examples", "node"), []string{filepath.Join(root, "e2e", "runtimes", "node", "bootstrap"), "index.handler"}
+	case Java:
+		return filepath.Join(root, "examples", "java", "target", "function"), []string{filepath.Join(root, "e2e", "runtimes", "java", "bootstrap"), "example.Handler::handleRequest"}
 	default:
 		return s.GoTaskDir, []string{"./bootstrap"}
 	}
