@@ -226,6 +226,10 @@ func (s *Stack) task(r Runtime) (string, []string) {
 		return filepath.Join(root, "examples", "python"), []string{filepath.Join(root, "e2e", "runtimes", "python", "bootstrap"), "app.handler"}
 	case Node:
 		return filepath.Join(root, "examples", "node"), []string{filepath.Join(root, "e2e", "runtimes", "node", "bootstrap"), "index.handler"}
+	case PythonRoles:
+		return filepath.Join(root, "examples", "python"), []string{filepath.Join(root, "e2e", "runtimes", "python", "bootstrap"), "roles.handler"}
+	case NodeRoles:
+		return filepath.Join(root, "examples", "node"), []string{filepath.Join(root, "e2e", "runtimes", "node", "bootstrap"), "roles.handler"}
 	case Java:
 		return filepath.Join(root, "examples", "java", "target", "function"), []string{filepath.Join(root, "e2e", "runtimes", "java", "bootstrap"), "example.Handler::handleRequest"}
 	default:
