@@ -36,9 +36,18 @@ export SAM_CLI_TELEMETRY := 0
 
 BUILD_DIR := build
 WRAPPER := layer/credential-refresh/exec-wrapper
+# The in-layer helpers, as paths under layer/ and in the layer: the Python
+# package (/opt/python is on sys.path) and the Node package
+# (/opt/nodejs/node_modules is on NODE_PATH). Listed, not globbed, so no
+# __pycache__ or editor file slips in.
+HELPERS := python/credential_refresh/__init__.py \
+	nodejs/node_modules/credential-refresh/package.json \
+	nodejs/node_modules/credential-refresh/index.js \
+	nodejs/node_modules/credential-refresh/index.mjs \
+	nodejs/node_modules/credential-refresh/index.d.ts
 
 .PHONY: help test demo bench lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
-	build-CredentialRefreshLayer build-GoExampleFunction
+	build-CredentialRefreshLayer build-GoExampleFunction build-JavaExampleFunction
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-30s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,13 +76,17 @@ check-arch:
 check-artifacts-dir:
 	@if [[ -z "$(ARTIFACTS_DIR)" ]]; then echo "ARTIFACTS_DIR is not set: this target is run by sam build" >&2; exit 2; fi
 
-build-CredentialRefreshLayer: check-arch check-artifacts-dir ## (sam build) Layer tree in $ARTIFACTS_DIR: extensions/credential-refresh + credential-refresh/exec-wrapper
+build-CredentialRefreshLayer: check-arch check-artifacts-dir ## (sam build) Layer tree in $ARTIFACTS_DIR: extensions/credential-refresh, credential-refresh/exec-wrapper, the python/ and nodejs/ helpers
 	mkdir -p "$(ARTIFACTS_DIR)/extensions" "$(ARTIFACTS_DIR)/credential-refresh"
 	$(GO_BUILD) -o "$(ARTIFACTS_DIR)/extensions/credential-refresh" ./extension
 	install -m 0755 $(WRAPPER) "$(ARTIFACTS_DIR)/credential-refresh/exec-wrapper"
+	@for f in $(HELPERS); do install -D -m 0644 "layer/$$f" "$(ARTIFACTS_DIR)/$$f" || exit 1; done
 
 build-GoExampleFunction: check-arch check-artifacts-dir ## (sam build) The Go example as $ARTIFACTS_DIR/bootstrap
 	$(GO_BUILD) -tags lambda.norpc -o "$(ARTIFACTS_DIR)/bootstrap" ./examples/go
+
+build-JavaExampleFunction: check-artifacts-dir ## (sam build) The Java example (classes + lib/) in $ARTIFACTS_DIR, built by Maven with a JDK >= 21
+	bash scripts/build-java.sh "$(ARTIFACTS_DIR)"
 
 layer: ## Build build/credential-refresh-layer-{x86_64,arm64}.zip (executable bits kept)
 	@for a in amd64 arm64; do \
@@ -90,11 +103,23 @@ layer-zip: check-arch
 	rm -rf "$(LAYER_TREE)" "$(LAYER_ZIP)"
 	$(MAKE) --no-print-directory build-CredentialRefreshLayer ARTIFACTS_DIR="$(CURDIR)/$(LAYER_TREE)"
 	cd "$(LAYER_TREE)" && if command -v zip >/dev/null; then \
-	  zip -q -X -9 -r "$(LAYER_ZIP)" extensions credential-refresh; \
+	  zip -q -X -9 -r "$(LAYER_ZIP)" extensions credential-refresh python nodejs; \
 	else \
-	  python3 -m zipfile -c "$(LAYER_ZIP)" extensions credential-refresh; \
+	  python3 -m zipfile -c "$(LAYER_ZIP)" extensions credential-refresh python nodejs; \
 	fi
 	@ls -l "$(LAYER_ZIP)"
+
+# The OCI image of the same trees the zips hold (make layer stages them):
+# one image per architecture in an OCI image index, written without Docker
+# by cmd/layer-image (go-containerregistry). SOURCE_DATE_EPOCH, by default
+# the last commit's time, fixes every timestamp in it.
+IMAGE_DIR = $(CURDIR)/$(BUILD_DIR)/credential-refresh-image
+IMAGE_ARCHIVE = $(CURDIR)/$(BUILD_DIR)/credential-refresh-image.oci.tar
+.PHONY: image
+image: layer ## Build build/credential-refresh-image (OCI layout, linux/amd64 + linux/arm64) and its .oci.tar from the zips' trees
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+	  $(GO) run ./cmd/layer-image -amd64 $(BUILD_DIR)/layer-x86_64 -arm64 $(BUILD_DIR)/layer-arm64 \
+	  -out "$(IMAGE_DIR)" -archive "$(IMAGE_ARCHIVE)" -version "$(VERSION)"
 
 sam-build: check-arch ## sam build, for ARCH (passes Architecture=x86_64|arm64 to the template)
 	ARCH=$(GOARCH) $(SAM) build --template template.yaml --build-dir .aws-sam/build \

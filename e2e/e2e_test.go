@@ -75,9 +75,10 @@ func start(t *testing.T, s *harness.Stack, o harness.Options) *harness.Environme
 	return env
 }
 
-// forEach runs fn for every runtime in both modes, as parallel subtests.
+// forEach runs fn for every runtime (scenarioRuntimes) in both modes, as
+// parallel subtests.
 func forEach(t *testing.T, fn func(t *testing.T, r harness.Runtime, mode string)) {
-	for _, r := range harness.Runtimes {
+	for _, r := range scenarioRuntimes(t) {
 		for _, mode := range harness.Modes {
 			t.Run(string(r)+"/"+mode, func(t *testing.T) {
 				t.Parallel()

@@ -6,7 +6,10 @@
 #      executable bits, handlers);
 #   3. sam validate --lint passes and samconfig.toml has working defaults;
 #   4. make layer writes both zips: right ELF machine, executable bits kept,
-#      at most 6 MB each.
+#      at most 6 MB each, with the helpers;
+#   5. make image writes the OCI image of the same trees: an OCI index with
+#      linux/amd64 and linux/arm64, each holding exactly its zip's files
+#      under /opt, byte for byte.
 # Ends with "packaging: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -128,21 +131,41 @@ def check_elf(name, data, mode, arch):
     report(static, f"{name}: statically linked (no ELF interpreter)")
     report(mode & 0o111 == 0o111, f"{name}: mode {mode & 0o777:o} is executable")
 
+# The in-layer helpers (Python and Node packages), as paths under layer/
+# and in the layer; the Makefile's HELPERS lists the same files.
+HELPERS = [
+    "python/credential_refresh/__init__.py",
+    "nodejs/node_modules/credential-refresh/package.json",
+    "nodejs/node_modules/credential-refresh/index.js",
+    "nodejs/node_modules/credential-refresh/index.mjs",
+    "nodejs/node_modules/credential-refresh/index.d.ts",
+]
+TOP = ["credential-refresh", "extensions", "nodejs", "python"]
+
+def check_helper(name, data, mode, rel):
+    report(mode & 0o444 == 0o444, f"{name}: mode {mode & 0o777:o} is readable by all (uid 993 on Managed Instances)")
+    report(data == open(os.path.join("layer", rel), "rb").read(), f"{name} is layer/{rel}")
+
 def tree(root, arch, wrapper_src, label):
     """A built layer tree (sam build) or an unpacked zip, named label."""
     want = {"extensions/credential-refresh": "elf", "credential-refresh/exec-wrapper": "wrapper"}
+    want.update({h: "helper" for h in HELPERS})
     for rel, kind in want.items():
         p, name = os.path.join(root, rel), f"{label}/{rel}"
         if not os.path.isfile(p):
             report(False, f"{name} exists")
         elif kind == "elf":
             check_elf(name, open(p, "rb").read(), os.stat(p).st_mode, arch)
+        elif kind == "helper":
+            check_helper(name, open(p, "rb").read(), os.stat(p).st_mode, rel)
         else:
             mode = os.stat(p).st_mode
             report(mode & 0o111 == 0o111, f"{name}: mode {mode & 0o777:o} is executable")
             report(open(p, "rb").read() == open(wrapper_src, "rb").read(), f"{name} is {wrapper_src}")
     top = sorted(os.listdir(root))
-    report(top == ["credential-refresh", "extensions"], f"{label} holds only extensions/ and credential-refresh/ (has {top})")
+    report(top == TOP, f"{label} holds only {', '.join(t + '/' for t in TOP)} (has {top})")
+    found = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    report(found == sorted(want), f"{label} holds exactly the extension, the wrapper and the helpers (has {found})")
 
 def layer_zip(path, arch, wrapper_src, max_bytes):
     size = os.path.getsize(path)
@@ -150,7 +173,7 @@ def layer_zip(path, arch, wrapper_src, max_bytes):
     with zipfile.ZipFile(path) as z:
         report(z.testzip() is None, f"{os.path.basename(path)}: CRCs verify")
         files = {i.filename: i for i in z.infolist() if not i.is_dir()}
-        want = {"extensions/credential-refresh", "credential-refresh/exec-wrapper"}
+        want = {"extensions/credential-refresh", "credential-refresh/exec-wrapper", *HELPERS}
         report(set(files) == want, f"{os.path.basename(path)}: holds exactly {sorted(want)} (has {sorted(files)})")
         for name, info in files.items():
             mode = info.external_attr >> 16
@@ -161,12 +184,59 @@ def layer_zip(path, arch, wrapper_src, max_bytes):
             elif name == "credential-refresh/exec-wrapper":
                 report(mode & 0o111 == 0o111, f"{os.path.basename(path)}:{name}: mode {mode & 0o777:o} is executable")
                 report(data == open(wrapper_src, "rb").read(), f"{os.path.basename(path)}:{name} is the source wrapper")
+            elif name in HELPERS:
+                check_helper(f"{os.path.basename(path)}:{name}", data, mode, name)
+
+def layer_image(layout, arch, zip_path, max_bytes):
+    """The image for arch in the OCI layout must hold exactly the zip's files
+    under /opt, byte for byte and mode for mode (the same binaries)."""
+    import gzip, hashlib, io, json, tarfile
+    goarch = {"x86_64": "amd64", "arm64": "arm64"}[arch]
+    blob = lambda d: open(os.path.join(layout, "blobs", *d.split(":")), "rb").read()
+    def verified(desc):
+        data = blob(desc["digest"])
+        ok = hashlib.sha256(data).hexdigest() == desc["digest"].split(":")[1] and len(data) == desc["size"]
+        return data, ok
+    top = json.load(open(os.path.join(layout, "index.json")))
+    idx_data, ok = verified(top["manifests"][0])
+    idx = json.loads(idx_data)
+    report(ok and idx.get("mediaType") == "application/vnd.oci.image.index.v1+json", f"image: index is an OCI image index, digest verified")
+    found = [m for m in idx["manifests"] if m.get("platform", {}).get("architecture") == goarch]
+    report(len(found) == 1, f"image: one linux/{goarch} manifest in the index")
+    if not found:
+        return
+    man_data, ok = verified(found[0])
+    man = json.loads(man_data)
+    cfg_data, cok = verified(man["config"])
+    cfg = json.loads(cfg_data)
+    report(ok and cok and man["mediaType"] == "application/vnd.oci.image.manifest.v1+json" and (cfg["os"], cfg["architecture"]) == ("linux", goarch),
+           f"image linux/{goarch}: OCI manifest and config for linux/{cfg.get('architecture')}, digests verified")
+    files, size = {}, len(man_data) + len(cfg_data)
+    for l in man["layers"]:
+        data, lok = verified(l)
+        size += len(data)
+        report(lok and l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip", f"image linux/{goarch}: layer {l['digest'][:19]} is OCI tar+gzip, digest verified")
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as t:
+            bad = [m.name for m in t.getmembers() if not (m.uid == 0 and m.gid == 0 and (m.isdir() or m.isfile())
+                                                           and (m.name == "opt" or m.name.startswith("opt/")))]
+            report(not bad, f"image linux/{goarch}: every layer entry is a root-owned file or directory under /opt (others: {bad})")
+            for m in t.getmembers():
+                if m.isfile():
+                    files[m.name[len("opt/"):]] = (m.mode & 0o777, t.extractfile(m).read())
+    with zipfile.ZipFile(zip_path) as z:
+        zfiles = {i.filename: ((i.external_attr >> 16) & 0o777, z.read(i)) for i in z.infolist() if not i.is_dir()}
+    report(sorted(files) == sorted(zfiles), f"image linux/{goarch} holds the files of {os.path.basename(zip_path)} under /opt ({len(files)} files)")
+    for name in sorted(set(files) & set(zfiles)):
+        report(files[name] == zfiles[name], f"image linux/{goarch}: /opt/{name} is the zip's, byte for byte, mode {files[name][0]:o}")
+    report(size <= max_bytes, f"image linux/{goarch}: {size} bytes ({size / 1e6:.2f} MB: manifest, config, gzip layer) <= {max_bytes / 1e6:g} MB")
 
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "tree":
     tree(*args)
 elif cmd == "zip":
     layer_zip(args[0], args[1], args[2], int(args[3]))
+elif cmd == "image":
+    layer_image(args[0], args[1], args[2], int(args[3]))
 elif cmd == "elf":
     p, arch = args
     check_elf(p, open(p, "rb").read(), os.stat(p).st_mode, arch)
@@ -232,6 +302,20 @@ check_function() {
 				"$(realpath "$file")" "$fn"
 		}
 		;;
+	java*)
+		# The java21 layout: the handler's class at the top (class file
+		# version 65 = Java 21, what the runtime runs) and lib/ with the SDK.
+		local class
+		class=$dir/$(echo "${handler%%::*}" | tr . /).class
+		if [[ -f $class ]] && [[ $(od -An -j6 -N2 -tu1 "$class" | awk '{print $1 * 256 + $2}') == 65 ]]; then
+			pass "$2 ($runtime): ${class#"$dir"/} is a Java 21 class file"
+		else
+			fail "$2 ($runtime): ${class#"$dir"/} missing or not Java 21 (class file version 65)"
+		fi
+		check "$2 ($runtime): lib/ holds the AWS SDK for Java v2 (s3, url-connection-client) and no runtime interface client" \
+			bash -c 'ls "$1"/lib/s3-*.jar "$1"/lib/url-connection-client-*.jar >/dev/null 2>&1 && ! ls "$1"/lib/aws-lambda-java-runtime-interface-client-*.jar >/dev/null 2>&1' _ "$dir"
+		return
+		;;
 	*)
 		fail "$2: no packaging check for runtime $runtime"
 		return
@@ -271,7 +355,7 @@ sam_build() {
 		n=$((n + 1))
 		check_function "$dir" "$lid" "$runtime" "$handler" "$codeuri" "$lambda_arch"
 	done < <(PYTHONPATH= "$SAM_PY" "$WORK/functions.py" "$dir/template.yaml")
-	check "sam build ($lambda_arch): template has the 3 example functions (found $n)" test "$n" -ge 3
+	check "sam build ($lambda_arch): template has the 4 example functions (found $n)" test "$n" -ge 4
 }
 
 echo "== packaging checks (network through a trap proxy; direct only: $direct)"
@@ -331,6 +415,18 @@ for arch in x86_64 arm64; do
 		fail "$z exists"
 	fi
 done
+
+echo "== make image (OCI, from the trees the zips hold)"
+t0=$(now)
+if make --no-print-directory image >"$WORK/make-image.log" 2>&1; then
+	pass "make image in $(since "$t0")"
+	for arch in x86_64 arm64; do
+		run_inspect image build/credential-refresh-image "$arch" build/credential-refresh-layer-$arch.zip "$MAX_ZIP_BYTES"
+	done
+else
+	fail "make image:"
+	sed 's/^/        /' "$WORK/make-image.log"
+fi
 
 echo "== source tree"
 mode=$(git ls-files -s layer/credential-refresh/exec-wrapper 2>/dev/null | cut -d' ' -f1)

@@ -4,6 +4,7 @@
 #   .venv-sam  aws-sam-cli                          (requirements-sam.txt)
 #   bin/aws-lambda-rie                              (go install from the module proxy)
 #   node_modules of every package.json with a lockfile (npm ci)
+#   examples/java/target (Maven into .m2/, a JDK >= 21 linked as bin/java-home)
 # Idempotent: a second run only checks what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,17 @@ for lock in $(git ls-files '*package-lock.json' 2>/dev/null || true); do
   log "npm ci in $dir"
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
+
+# Java: the example function, built with Maven (pinned, Maven Central only,
+# project-local .m2/) by a JDK >= 21; bin/java-home points at that JDK for
+# the e2e stand-in runtime. Rebuilt only when its sources change.
+ln -sfn "$(bash scripts/build-java.sh --java-home)" bin/java-home
+java_sum=$(cat examples/java/pom.xml $(find examples/java/src -type f | sort) | sha256sum | cut -d' ' -f1)
+if [[ $(cat examples/java/target/.built 2>/dev/null) != "$java_sum" ]]; then
+  log "examples/java (Maven, JDK $(readlink bin/java-home))"
+  bash scripts/build-java.sh
+  echo "$java_sum" >examples/java/target/.built
+fi
 
 go mod download
 log "ready"

@@ -2,11 +2,13 @@
 # The whole test suite, on a fresh machine: `make test` and .ci/run call this.
 #   1. scripts/setup.sh installs everything (venvs, RIE, npm packages)
 #   2. gofmt and go vet
-#   3. go test -race over every package: unit, fuzz seed corpora, SDK
+#   3. the layer's Python and Node helpers' own unit tests (pytest, node --test)
+#   4. make image: both layer zips and the OCI image of the same trees
+#   5. go test -race over every package: unit, fuzz seed corpora, SDK
 #      contract tests (botocore, JS v3, Go v2) and the RIE + moto end-to-end
 #      scenarios (root needed for RIE's private mount namespace)
-#   4. one pass of every benchmark, so they keep working (figures: make bench)
-#   5. packaging: sam build, sam validate --lint, layer zips, exec wrapper
+#   6. one pass of every benchmark, so they keep working (figures: make bench)
+#   7. packaging: sam build, sam validate --lint, layer zips, OCI image, exec wrapper
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -24,9 +26,22 @@ fi
 step go vet
 go vet ./...
 
+step "layer helpers: pytest (Python) and node --test (Node)"
+# PYTHONPATH and NODE_PATH play the layer's /opt/python and
+# /opt/nodejs/node_modules; test/helpers/node/node_modules plays the SDK the
+# Node.js runtime bundles.
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=layer/python .venv/bin/python -m pytest -q -p no:cacheprovider test/helpers/python
+NODE_PATH=$PWD/layer/nodejs/node_modules:$PWD/test/helpers/node/node_modules \
+  node --test test/helpers/node/
+
+step "layer zips and OCI image (make image)"
+# The e2e image check (TestImageUnderRIE) runs the image built here from the
+# same trees as the zips; scripts/check-packaging.sh compares them byte for byte.
+make --no-print-directory image
+
 step "go test -race (unit, fuzz seeds, contract, e2e)"
 mkdir -p build
-CREDENTIAL_REFRESH_CONTRACT=1 CREDENTIAL_REFRESH_E2E=1 \
+CREDENTIAL_REFRESH_CONTRACT=1 CREDENTIAL_REFRESH_E2E=1 CREDENTIAL_REFRESH_E2E_IMAGE=$PWD/build/credential-refresh-image \
   go test -race -count=1 -timeout 20m -json ./... | python3 -u scripts/gotest_summary.py
 
 step "benchmarks (one short pass)"

@@ -26,6 +26,9 @@ const (
 	Go     Runtime = "go"
 	Python Runtime = "python"
 	Node   Runtime = "node"
+	// Java runs examples/java (built by scripts/setup.sh) under the java21
+	// stand-in runtime in the scenarios that list it (not in Runtimes).
+	Java Runtime = "java"
 )
 
 // Runtimes lists every example function.
@@ -84,7 +87,8 @@ func (s *Stack) Close() { s.Moto.Close() }
 const EnvExtensionBinary = "CREDENTIAL_REFRESH_E2E_EXTENSION_BINARY"
 
 // BuildLayer lays out the layer as Lambda unpacks it under /opt: the
-// extension binary (linux, static) and the exec wrapper from layer/.
+// extension binary (linux, static), the exec wrapper and the helpers
+// (LayerHelpers) from layer/.
 func BuildLayer(ctx context.Context, root, dir string) error {
 	bin := filepath.Join(dir, "extensions", ExtensionName)
 	if prebuilt := os.Getenv(EnvExtensionBinary); prebuilt != "" {
@@ -98,7 +102,7 @@ func BuildLayer(ctx context.Context, root, dir string) error {
 	if err := copyFile(src, filepath.Join(dir, "credential-refresh", "exec-wrapper"), 0o755); err != nil {
 		return fmt.Errorf("exec wrapper: %w", err)
 	}
-	return nil
+	return copyHelpers(root, dir)
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
@@ -231,6 +235,12 @@ func (s *Stack) task(r Runtime) (string, []string) {
 		return filepath.Join(root, "examples", "python"), []string{filepath.Join(root, "e2e", "runtimes", "python", "bootstrap"), "app.handler"}
 	case Node:
 		return filepath.Join(root, "examples", "node"), []string{filepath.Join(root, "e2e", "runtimes", "node", "bootstrap"), "index.handler"}
+	case PythonRoles:
+		return filepath.Join(root, "examples", "python"), []string{filepath.Join(root, "e2e", "runtimes", "python", "bootstrap"), "roles.handler"}
+	case NodeRoles:
+		return filepath.Join(root, "examples", "node"), []string{filepath.Join(root, "e2e", "runtimes", "node", "bootstrap"), "roles.handler"}
+	case Java:
+		return filepath.Join(root, "examples", "java", "target", "function"), []string{filepath.Join(root, "e2e", "runtimes", "java", "bootstrap"), "example.Handler::handleRequest"}
 	default:
 		return s.GoTaskDir, []string{"./bootstrap"}
 	}
