@@ -64,7 +64,7 @@ func TestRoleChain(t *testing.T) {
 						t.Fatalf("invoke %d: %v", n, err)
 					}
 					if n%10 == 0 {
-						if keys, err := s.Moto.KeysIn(ctx, s.Account, c.SpokeBucket, p); err != nil || len(keys) != 4 {
+						if keys, err := s.Moto.KeysIn(ctx, s.Account.Admin, c.SpokeBucket, p); err != nil || len(keys) != 4 {
 							t.Errorf("invoke %d: %v %v; want 4 objects in the spoke's bucket", n, keys, err)
 						}
 					}

@@ -213,18 +213,5 @@ func (m *Moto) S3(c aws.Credentials) *s3.Client {
 // Keys lists the keys under prefix (flat prefixes only: moto with auth on
 // rejects ListObjectsV2 prefixes containing '/').
 func (m *Moto) Keys(ctx context.Context, a *Account, prefix string) ([]string, error) {
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(m.S3(a.Admin), &s3.ListObjectsV2Input{
-		Bucket: aws.String(a.Bucket), Prefix: aws.String(prefix),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, err)
-		}
-		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
-		}
-	}
-	return keys, nil
+	return m.KeysIn(ctx, a.Admin, a.Bucket, prefix)
 }

@@ -71,13 +71,6 @@ func (m *Moto) ProvisionChain(ctx context.Context, a *Account, bucket string) (*
 	return c, nil
 }
 
-// KeysIn lists, as the admin, the keys under prefix in bucket.
-func (m *Moto) KeysIn(ctx context.Context, a *Account, bucket, prefix string) ([]string, error) {
-	b := *a
-	b.Bucket = bucket
-	return m.Keys(ctx, &b, prefix)
-}
-
 // BuildTool builds the Go command pkg (e.g. "./e2e/cmd/stsprocess") for
 // linux into out.
 func BuildTool(ctx context.Context, root, pkg, out string) error { return goBuild(ctx, root, out, pkg) }
