@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: `make test` and .ci/run call this.
-#   1. scripts/setup.sh installs everything (venvs, RIE, npm packages)
-#   2. gofmt and go vet
+#   1. scripts/setup.sh installs everything (venvs, RIE, staticcheck, npm packages)
+#   2. scripts/lint.sh: gofmt, go vet, staticcheck
 #   3. go test -race over every package: unit, fuzz seed corpora, SDK
 #      contract tests (botocore, JS v3, Go v2) and the RIE + moto end-to-end
 #      scenarios (root needed for RIE's private mount namespace)
@@ -15,14 +15,8 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
 step setup
 bash scripts/setup.sh
 
-step gofmt
-unformatted=$(gofmt -l $(git ls-files '*.go') $(git ls-files --others --exclude-standard '*.go'))
-if [[ -n $unformatted ]]; then
-  echo "gofmt needed:"; echo "$unformatted"; exit 1
-fi
-
-step go vet
-go vet ./...
+step "gofmt, go vet, staticcheck"
+bash scripts/lint.sh
 
 step "go test -race (unit, fuzz seeds, contract, e2e)"
 mkdir -p build
