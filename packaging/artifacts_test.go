@@ -17,7 +17,7 @@ import (
 // first (sam build for both architectures, sam validate --lint, make layer)
 // before it runs these tests with:
 const (
-	// EnvPackaging=1 turns these tests on; without it they skip.
+	// envPackaging=1 turns these tests on; without it they skip.
 	envPackaging = "CREDENTIAL_REFRESH_PACKAGING"
 	// envOutboundLog names the trapproxy log of the SAM commands.
 	envOutboundLog = "CREDENTIAL_REFRESH_PACKAGING_OUTBOUND_LOG"
