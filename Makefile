@@ -54,7 +54,7 @@ help: ## Show this help
 	@echo
 	@echo "  Variables: ARCH=$(ARCH) (amd64|arm64)  STACK_NAME=$(STACK_NAME)  SAM=$(SAM)"
 
-test: ## Run every test: gofmt, vet, go test -race, e2e, packaging (scripts/test.sh)
+test: ## Run every test: gofmt, vet, staticcheck, go test -race, e2e, packaging (scripts/test.sh)
 	bash scripts/test.sh
 
 demo: ## Run the local end-to-end demo with RIE and moto (scripts/demo.sh)
@@ -63,10 +63,8 @@ demo: ## Run the local end-to-end demo with RIE and moto (scripts/demo.sh)
 bench: ## Benchmarks of the hot paths: keeper read, credentials GET (ns/op, allocs/op)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./extension/... ./credrefresh/...
 
-lint: ## gofmt -l, go vet, sh -n on the wrapper, sam validate --lint
-	@out=$$(find . -name '*.go' -not -path './.*' -not -path '*/node_modules/*' -print0 | xargs -0 gofmt -l); \
-	  if [[ -n $$out ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+lint: ## gofmt, go vet, staticcheck (scripts/lint.sh), sh -n on the wrapper, sam validate --lint
+	bash scripts/lint.sh
 	sh -n $(WRAPPER)
 	$(MAKE) --no-print-directory sam-validate
 

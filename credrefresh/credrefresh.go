@@ -13,154 +13,155 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 )
 
-// Defaults, and the environment variables that override them. They match
-// the extension's own: both sides read the same function environment.
+// ProviderName is the Source of the credentials a Provider returns.
+const ProviderName = "CredentialRefreshProvider"
+
+// Defaults. They match the extension's own: both sides read the same
+// function environment.
 const (
 	DefaultPort      = 2775
 	DefaultTokenFile = "/tmp/credential-refresh/token"
 
+	// DefaultExpiryWindow is the aws.CredentialsCache ExpiryWindow that
+	// LoadDefaultConfig sets: the one the SDK's own container provider gets
+	// from config.LoadDefaultConfig. The extension hands out credentials with
+	// more than 15 minutes left whenever the lifetime allows, so 5 minutes
+	// never makes a healthy function wait; and it leaves a failing extension
+	// 5 minutes for retries before the credentials really expire. A Provider
+	// caps any window at half the credentials' remaining lifetime.
+	DefaultExpiryWindow = 5 * time.Minute
+)
+
+// The environment variables LoadDefaultConfig reads. New reads none.
+const (
 	EnvRole      = "CREDENTIAL_REFRESH_CLIENT_ROLE"
 	EnvPort      = "CREDENTIAL_REFRESH_PORT"
 	EnvTokenFile = "CREDENTIAL_REFRESH_TOKEN_FILE"
 )
 
-// maxExpiryWindow is how long before the served Expiration the cache goes
-// back to the extension. It is the window the SDK's own container provider
-// uses (config.LoadDefaultConfig sets 5 minutes). The extension hands out
-// credentials with more than 15 minutes left whenever the lifetime allows,
-// so 5 minutes never makes a healthy function wait; and it leaves a failing
-// extension 5 minutes for retries before the credentials really expire.
-const maxExpiryWindow = 5 * time.Minute
+// The extension's rules for a role name and a port, which New applies so
+// that a bad value fails when the provider is built rather than at the
+// first request. They are the extension's own (extension/internal/config:
+// roleNamePattern in roles.go, loader.port and reservedPorts in config.go).
+var roleName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// roleName is what the extension accepts as a named role in the URL path.
-var roleName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+const minPort, maxPort = 1024, 65535 // Lambda's sandbox user cannot bind below 1024
 
-// Options configures NewProvider. A zero field takes its default.
+// reservedPorts are taken by other Lambda components in the same sandbox;
+// the extension refuses them.
+var reservedPorts = map[int]string{
+	2772: "the AppConfig extension",
+	2773: "the Parameters and Secrets extension",
+	9001: "the Lambda Runtime API",
+}
+
+// Options configures a Provider. A zero field takes the default its comment
+// names; New never reads the environment.
 type Options struct {
 	// Role is the named role to read, served at /v1/credentials/{Role}.
-	// Empty: the value of CREDENTIAL_REFRESH_CLIENT_ROLE, and when that is
-	// empty too, the extension's default role (/v1/credentials).
-	// It must match [A-Za-z0-9_.-]+.
+	// Default "": the extension's default role, at /v1/credentials.
+	// Otherwise 1-64 characters of A-Z a-z 0-9 _ . -, and not "." or "..".
 	Role string
 
-	// Port is the extension's port on 127.0.0.1. Zero: the value of
-	// CREDENTIAL_REFRESH_PORT, and when that is empty too, 2775.
+	// Port is the extension's port on 127.0.0.1, 1024-65535.
+	// Default 0: DefaultPort (2775).
 	Port int
 
 	// TokenFile holds the token the extension expects in the Authorization
-	// header. It is read on every fetch, so a restarted extension's new token
-	// is picked up. Empty: the value of CREDENTIAL_REFRESH_TOKEN_FILE, and
-	// when that is empty too, /tmp/credential-refresh/token.
+	// header. It is read on every fetch, so a restarted extension's new
+	// token is picked up. Default "": DefaultTokenFile.
 	TokenFile string
 
-	// Endpoint replaces the whole credentials URL; Role and Port are then
-	// ignored. Empty: http://127.0.0.1:{Port}/v1/credentials[/{Role}].
+	// Endpoint replaces the whole credentials URL (an absolute http or
+	// https URL); Role and Port are then ignored.
+	// Default "": http://127.0.0.1:{Port}/v1/credentials[/{Role}].
 	Endpoint string
 
-	// HTTPClient sends the requests to the extension. Nil: the SDK's default.
+	// HTTPClient sends the requests to the extension.
+	// Default nil: the endpointcreds provider's own client.
 	HTTPClient endpointcreds.HTTPClient
-
-	// Getenv reads the environment. Nil: os.Getenv. Tests set it.
-	Getenv func(string) string
 }
 
-// WithRole selects the named role. It is a shortcut for setting Options.Role.
-func WithRole(name string) func(*Options) {
-	return func(o *Options) { o.Role = name }
+// Provider reads the credentials the credential-refresh extension serves.
+// It is the SDK's endpointcreds provider with the extension's token file,
+// clearer errors and an expiry window scaled to short lifetimes. Like the
+// SDK's providers it does not cache: wrap it in an aws.CredentialsCache,
+// as config.WithCredentialsProvider and LoadDefaultConfig do.
+type Provider struct {
+	endpoint string
+	inner    *endpointcreds.Provider
+	now      func() time.Time
 }
 
-// NewProvider returns a cached credentials provider that reads the
-// extension's endpoint. It makes no request: the first Retrieve does.
-// It fails only on invalid options.
-func NewProvider(optFns ...func(*Options)) (aws.CredentialsProvider, error) {
+var (
+	_ aws.CredentialsProvider                     = (*Provider)(nil)
+	_ aws.CredentialProviderSource                = (*Provider)(nil)
+	_ aws.AdjustExpiresByCredentialsCacheStrategy = (*Provider)(nil)
+)
+
+// New returns a Provider for the extension on 127.0.0.1. It makes no
+// request: the first Retrieve does. It fails only on invalid options.
+func New(optFns ...func(*Options)) (*Provider, error) {
 	var o Options
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	endpoint, err := o.resolve()
+	endpoint, err := o.endpoint()
 	if err != nil {
 		return nil, fmt.Errorf("credrefresh: %w", err)
 	}
-	p := &provider{
+	tokenFile := o.TokenFile
+	if tokenFile == "" {
+		tokenFile = DefaultTokenFile
+	}
+	return &Provider{
 		endpoint: endpoint,
 		inner: endpointcreds.New(endpoint, func(eo *endpointcreds.Options) {
 			eo.HTTPClient = o.HTTPClient
-			eo.AuthorizationTokenProvider = tokenFile(o.TokenFile)
+			eo.AuthorizationTokenProvider = readToken(tokenFile)
 		}),
 		now: time.Now,
-	}
-	return aws.NewCredentialsCache(p, func(co *aws.CredentialsCacheOptions) {
-		co.ExpiryWindow = maxExpiryWindow
-	}), nil
+	}, nil
 }
 
-// LoadDefaultConfig is config.LoadDefaultConfig with the credentials taken
-// from the extension (NewProvider with its defaults and environment). The
-// options are applied after ours, so config.WithCredentialsProvider among
-// them would replace the extension's credentials.
-func LoadDefaultConfig(ctx context.Context, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
-	p, err := NewProvider()
-	if err != nil {
-		return aws.Config{}, err
-	}
-	fns := append([]func(*config.LoadOptions) error{config.WithCredentialsProvider(p)}, optFns...)
-	return config.LoadDefaultConfig(ctx, fns...)
-}
-
-// resolve fills the zero fields from the environment and the defaults,
-// validates them and returns the credentials URL.
-func (o *Options) resolve() (string, error) {
-	if o.Getenv == nil {
-		o.Getenv = os.Getenv
-	}
-	if o.TokenFile == "" {
-		o.TokenFile = o.Getenv(EnvTokenFile)
-	}
-	if o.TokenFile == "" {
-		o.TokenFile = DefaultTokenFile
-	}
+// endpoint validates the options and returns the credentials URL.
+func (o *Options) endpoint() (string, error) {
 	if o.Endpoint != "" {
 		return o.Endpoint, validateEndpoint(o.Endpoint)
 	}
-	return o.endpointURL()
-}
-
-func (o *Options) endpointURL() (string, error) {
-	if o.Role == "" {
-		o.Role = o.Getenv(EnvRole)
+	port := o.Port
+	if port == 0 {
+		port = DefaultPort
 	}
-	if o.Role != "" && (!roleName.MatchString(o.Role) || o.Role == "." || o.Role == "..") {
-		return "", fmt.Errorf("role name %q: want letters, digits, '_', '.' or '-'", o.Role)
-	}
-	if err := o.resolvePort(); err != nil {
+	if err := validatePort(port); err != nil {
 		return "", err
 	}
-	u := "http://127.0.0.1:" + strconv.Itoa(o.Port) + "/v1/credentials"
-	if o.Role != "" {
-		u += "/" + o.Role
+	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/v1/credentials"
+	if o.Role == "" {
+		return u, nil
 	}
-	return u, nil
+	if err := validateRole(o.Role); err != nil {
+		return "", err
+	}
+	return u + "/" + o.Role, nil
 }
 
-func (o *Options) resolvePort() error {
-	if o.Port == 0 {
-		v := o.Getenv(EnvPort)
-		if v == "" {
-			o.Port = DefaultPort
-			return nil
-		}
-		p, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("%s=%q: not a port number", EnvPort, v)
-		}
-		o.Port = p
+func validateRole(name string) error {
+	if !roleName.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("role name %q: want 1-64 characters of A-Z a-z 0-9 _ . - (not . or ..)", name)
 	}
-	if o.Port < 1 || o.Port > 65535 {
-		return fmt.Errorf("port %d: want 1-65535", o.Port)
+	return nil
+}
+
+func validatePort(p int) error {
+	if p < minPort || p > maxPort {
+		return fmt.Errorf("port %d: want %d-%d", p, minPort, maxPort)
+	}
+	if owner, taken := reservedPorts[p]; taken {
+		return fmt.Errorf("port %d is used by %s; the extension never listens there", p, owner)
 	}
 	return nil
 }
@@ -176,9 +177,9 @@ func validateEndpoint(s string) error {
 	return nil
 }
 
-// tokenFile reads the token on every call, so a rotated token is used at
+// readToken reads the token on every call, so a rotated token is used at
 // once. The token itself never appears in an error.
-func tokenFile(path string) endpointcreds.TokenProviderFunc {
+func readToken(path string) endpointcreds.TokenProviderFunc {
 	return func() (string, error) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -192,17 +193,11 @@ func tokenFile(path string) endpointcreds.TokenProviderFunc {
 	}
 }
 
-// provider is the SDK's endpointcreds provider with clearer errors and an
-// expiry window scaled to short lifetimes.
-type provider struct {
-	endpoint string
-	inner    *endpointcreds.Provider
-	now      func() time.Time
-}
-
-func (p *provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+// Retrieve fetches the credentials from the extension.
+func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	creds, err := p.inner.Retrieve(ctx)
 	if err == nil {
+		creds.Source = ProviderName
 		return creds, nil
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
@@ -212,7 +207,7 @@ func (p *provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 }
 
 // ProviderSources reports the source as the SDK's HTTP credentials provider.
-func (p *provider) ProviderSources() []aws.CredentialSource {
+func (p *Provider) ProviderSources() []aws.CredentialSource {
 	return p.inner.ProviderSources()
 }
 
@@ -220,7 +215,7 @@ func (p *provider) ProviderSources() []aws.CredentialSource {
 // at half the remaining lifetime. Without the cap, credentials that live
 // less than the window (tests and demos use lifetimes of minutes) would
 // count as expired at once, and every SDK call would fetch them again.
-func (p *provider) AdjustExpiresBy(creds aws.Credentials, dur time.Duration) (aws.Credentials, error) {
+func (p *Provider) AdjustExpiresBy(creds aws.Credentials, dur time.Duration) (aws.Credentials, error) {
 	if !creds.CanExpire {
 		return creds, nil
 	}

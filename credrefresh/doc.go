@@ -10,8 +10,11 @@
 //	cfg, err := credrefresh.LoadDefaultConfig(ctx)
 //	client := s3.NewFromConfig(cfg)
 //
-// The provider is the SDK's own endpointcreds provider, reading
+// Provider is the SDK's own endpointcreds provider, reading
 // http://127.0.0.1:PORT/v1/credentials[/ROLE] with the token from the
-// extension's token file (re-read on every fetch), behind an
-// aws.CredentialsCache. Nothing here assumes a role or talks to STS.
+// extension's token file (re-read on every fetch). Like the SDK's providers
+// it is built by New with func(*Options) and does not cache: config wraps it
+// in an aws.CredentialsCache, which config.WithCredentialsCacheOptions
+// configures. Only LoadDefaultConfig reads the environment. Nothing here
+// assumes a role or talks to STS.
 package credrefresh

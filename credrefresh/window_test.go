@@ -9,7 +9,7 @@ import (
 
 func TestAdjustExpiresBy(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	p := &provider{now: func() time.Time { return now }}
+	p := &Provider{now: func() time.Time { return now }}
 	tests := []struct {
 		name      string
 		canExpire bool
@@ -25,7 +25,7 @@ func TestAdjustExpiresBy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := aws.Credentials{AccessKeyID: "AKID", CanExpire: tt.canExpire, Expires: now.Add(tt.lifetime)}
-			got, err := p.AdjustExpiresBy(in, -maxExpiryWindow)
+			got, err := p.AdjustExpiresBy(in, -DefaultExpiryWindow)
 			if err != nil {
 				t.Fatal(err)
 			}

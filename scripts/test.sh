@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: `make test` and .ci/run call this.
-#   1. scripts/setup.sh installs everything (venvs, RIE, npm packages)
-#   2. gofmt and go vet
+#   1. scripts/setup.sh installs everything (venvs, RIE, staticcheck, npm packages, the Java example)
+#   2. scripts/lint.sh: gofmt, go vet, staticcheck
 #   3. the layer's Python and Node helpers' own unit tests (pytest, node --test)
 #   4. make image: both layer zips and the OCI image of the same trees
 #   5. go test -race over every package: unit, fuzz seed corpora, SDK
@@ -17,14 +17,8 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$(($(date +%s) - start))"; }
 step setup
 bash scripts/setup.sh
 
-step gofmt
-unformatted=$(gofmt -l $(git ls-files '*.go') $(git ls-files --others --exclude-standard '*.go'))
-if [[ -n $unformatted ]]; then
-  echo "gofmt needed:"; echo "$unformatted"; exit 1
-fi
-
-step go vet
-go vet ./...
+step "gofmt, go vet, staticcheck"
+bash scripts/lint.sh
 
 step "layer helpers: pytest (Python) and node --test (Node)"
 # PYTHONPATH and NODE_PATH play the layer's /opt/python and

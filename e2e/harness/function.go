@@ -105,12 +105,10 @@ func closedAncestor(p string) (dir, child string, ok bool) {
 
 // Function is a running RIE with one execution environment.
 type Function struct {
-	URL     string
-	started time.Time
-	cmd     *exec.Cmd
-	out     *lineLog
-	done    chan struct{}
-	waitErr error
+	URL  string
+	cmd  *exec.Cmd
+	out  *lineLog
+	done chan struct{}
 
 	mu   sync.Mutex
 	seen map[int]Proc // every descendant ever seen, for teardown
@@ -160,8 +158,7 @@ func StartFunction(ctx context.Context, s FunctionSpec) (*Function, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start RIE: %w", err)
 	}
-	f.started = time.Now()
-	go func() { f.waitErr = cmd.Wait(); f.out.flush(); close(f.done) }()
+	go func() { _ = cmd.Wait(); f.out.flush(); close(f.done) }()
 	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/", port), 10*time.Second); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("RIE did not listen: %w\n%s", err, f.out.String())
@@ -333,16 +330,6 @@ func (f *Function) Close() {
 	select {
 	case <-f.done:
 	case <-time.After(5 * time.Second):
-	}
-}
-
-// Exited reports whether RIE has exited.
-func (f *Function) Exited() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
 	}
 }
 

@@ -2,7 +2,7 @@
 // bootstrap) for the credential-refresh layer.
 //
 // It adopts the layer with one call, credrefresh.LoadDefaultConfig, and then
-// uploads N objects to S3 in parallel with feature/s3/manager: the
+// uploads N objects to S3 in parallel (an errgroup, PutObject each): the
 // parallel-upload example of boto3-refresh-session, the Go way. The event is
 //
 //	{"bucket":"my-bucket","prefix":"go-0001-","count":8}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
@@ -40,7 +39,7 @@ const (
 )
 
 type uploader struct {
-	up    *manager.Uploader
+	s3    *s3.Client
 	creds aws.CredentialsProvider
 }
 
@@ -56,11 +55,13 @@ func main() {
 		// usually has no per-bucket DNS names: address buckets by path.
 		o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL_S3") != ""
 	})
-	u := &uploader{up: manager.NewUploader(client), creds: cfg.Credentials}
+	u := &uploader{s3: client, creds: cfg.Credentials}
 	lambda.Start(u.handle)
 }
 
 // handle uploads ev.Count objects in parallel, at most `parallel` at a time.
+// Each object is a few bytes, so one PutObject writes it: no transfer
+// manager is needed.
 func (u *uploader) handle(ctx context.Context, ev Event) (Response, error) {
 	if err := ev.validate(); err != nil {
 		return Response{}, err
@@ -72,7 +73,7 @@ func (u *uploader) handle(ctx context.Context, ev Event) (Response, error) {
 		keys[i] = fmt.Sprintf("%s%04d", ev.Prefix, i)
 		g.Go(func() error {
 			body := fmt.Sprintf("object %d of %d, written by the Go example\n", i+1, ev.Count)
-			_, err := u.up.Upload(gctx, &s3.PutObjectInput{
+			_, err := u.s3.PutObject(gctx, &s3.PutObjectInput{
 				Bucket: aws.String(ev.Bucket), Key: aws.String(keys[i]), Body: strings.NewReader(body),
 			})
 			if err != nil {

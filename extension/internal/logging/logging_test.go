@@ -2,6 +2,7 @@ package logging_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -16,7 +17,7 @@ func TestJSONUsesLambdaFieldNames(t *testing.T) {
 	log := logging.New(&buf, config.LogConfig{Level: slog.LevelInfo, JSON: true})
 	log.Debug("hidden")
 	log.Info("credentials refreshed", "role", "default")
-	log.Log(nil, config.LevelFatal, "bye")
+	log.Log(context.Background(), config.LevelFatal, "bye")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("want 2 lines (debug filtered), got %q", buf.String())
@@ -36,7 +37,7 @@ func TestJSONUsesLambdaFieldNames(t *testing.T) {
 func TestTextAndTrace(t *testing.T) {
 	var buf bytes.Buffer
 	log := logging.New(&buf, config.LogConfig{Level: config.LevelTrace})
-	log.Log(nil, config.LevelTrace, "deep")
+	log.Log(context.Background(), config.LevelTrace, "deep")
 	if !strings.Contains(buf.String(), "level=TRACE") || !strings.Contains(buf.String(), "msg=deep") {
 		t.Errorf("text %q", buf.String())
 	}

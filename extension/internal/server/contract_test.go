@@ -224,14 +224,16 @@ func goEndpointcreds(useFile bool) func(*testing.T, readRequest) sdkResult {
 }
 
 func goCredrefresh(t *testing.T, r readRequest) sdkResult {
-	p, err := credrefresh.NewProvider(func(o *credrefresh.Options) {
+	p, err := credrefresh.New(func(o *credrefresh.Options) {
 		o.Port, o.Role, o.TokenFile = r.port, r.role, r.authTokenFile(t)
-		o.Getenv = func(string) string { return "" }
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := p.Retrieve(context.Background())
+	// Behind the cache credrefresh.LoadDefaultConfig puts it in.
+	c, err := aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = credrefresh.DefaultExpiryWindow
+	}).Retrieve(context.Background())
 	return goResult(c, err, r)
 }
 
