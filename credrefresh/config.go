@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/contract"
 )
 
 // LoadDefaultConfig is config.LoadDefaultConfig with the credentials taken
@@ -62,16 +63,13 @@ func optionsFromEnv() (Options, error) {
 		TokenFile: strings.TrimSpace(os.Getenv(EnvTokenFile)),
 	}
 	if o.Role != "" {
-		if err := validateRole(o.Role); err != nil {
+		if err := contract.CheckRoleName(o.Role); err != nil {
 			return Options{}, fmt.Errorf("%s: %w", EnvRole, err)
 		}
 	}
 	if v := strings.TrimSpace(os.Getenv(EnvPort)); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil || strconv.Itoa(p) != v {
-			return Options{}, fmt.Errorf("%s=%q: want a plain whole number from %d to %d, such as %d", EnvPort, v, minPort, maxPort, DefaultPort)
-		}
-		if err := validatePort(p); err != nil {
+		p, err := contract.ParsePort(v)
+		if err != nil {
 			return Options{}, fmt.Errorf("%s: %w", EnvPort, err)
 		}
 		o.Port = p

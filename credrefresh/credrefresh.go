@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/contract"
 )
 
 // ProviderName is the Source of the credentials a Provider returns.
@@ -22,8 +23,8 @@ const ProviderName = "CredentialRefreshProvider"
 // Defaults. They match the extension's own: both sides read the same
 // function environment.
 const (
-	DefaultPort      = 2775
-	DefaultTokenFile = "/tmp/credential-refresh/token"
+	DefaultPort      = contract.DefaultPort
+	DefaultTokenFile = contract.DefaultTokenFile
 
 	// DefaultExpiryWindow is the aws.CredentialsCache ExpiryWindow that
 	// LoadDefaultConfig sets: the one the SDK's own container provider gets
@@ -37,26 +38,10 @@ const (
 
 // The environment variables LoadDefaultConfig reads. New reads none.
 const (
-	EnvRole      = "CREDENTIAL_REFRESH_CLIENT_ROLE"
-	EnvPort      = "CREDENTIAL_REFRESH_PORT"
-	EnvTokenFile = "CREDENTIAL_REFRESH_TOKEN_FILE"
+	EnvRole      = contract.EnvClientRole
+	EnvPort      = contract.EnvPort
+	EnvTokenFile = contract.EnvTokenFile
 )
-
-// The extension's rules for a role name and a port, which New applies so
-// that a bad value fails when the provider is built rather than at the
-// first request. They are the extension's own (extension/internal/config:
-// roleNamePattern in roles.go, loader.port and reservedPorts in config.go).
-var roleName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-const minPort, maxPort = 1024, 65535 // Lambda's sandbox user cannot bind below 1024
-
-// reservedPorts are taken by other Lambda components in the same sandbox;
-// the extension refuses them.
-var reservedPorts = map[int]string{
-	2772: "the AppConfig extension",
-	2773: "the Parameters and Secrets extension",
-	9001: "the Lambda Runtime API",
-}
 
 // Options configures a Provider. A zero field takes the default its comment
 // names; New never reads the environment.
@@ -139,31 +124,19 @@ func (o *Options) endpoint() (string, error) {
 	if err := validatePort(port); err != nil {
 		return "", err
 	}
-	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/v1/credentials"
-	if o.Role == "" {
-		return u, nil
+	if o.Role != "" {
+		if err := contract.CheckRoleName(o.Role); err != nil {
+			return "", err
+		}
 	}
-	if err := validateRole(o.Role); err != nil {
-		return "", err
-	}
-	return u + "/" + o.Role, nil
+	return contract.CredentialsURL(port, o.Role), nil
 }
 
-func validateRole(name string) error {
-	if !roleName.MatchString(name) || name == "." || name == ".." {
-		return fmt.Errorf("role name %q: want 1-64 characters of A-Z a-z 0-9 _ . - (not . or ..)", name)
-	}
-	return nil
-}
-
+// validatePort applies the extension's port rules (contract.ParsePort) to
+// a port given as a number.
 func validatePort(p int) error {
-	if p < minPort || p > maxPort {
-		return fmt.Errorf("port %d: want %d-%d", p, minPort, maxPort)
-	}
-	if owner, taken := reservedPorts[p]; taken {
-		return fmt.Errorf("port %d is used by %s; the extension never listens there", p, owner)
-	}
-	return nil
+	_, err := contract.ParsePort(strconv.Itoa(p))
+	return err
 }
 
 func validateEndpoint(s string) error {

@@ -75,7 +75,7 @@ func ExampleNew() {
 func ExampleNew_invalidRole() {
 	_, err := credrefresh.New(func(o *credrefresh.Options) { o.Role = "reports/eu" })
 	fmt.Println(err)
-	// Output: credrefresh: role name "reports/eu": want 1-64 characters of A-Z a-z 0-9 _ . - (not . or ..)
+	// Output: credrefresh: role name "reports/eu" must be 1-64 characters of A-Z a-z 0-9 _ . - (not . or ..)
 }
 
 // startExampleExtension stands in for the extension in the examples: it

@@ -84,8 +84,8 @@ func TestKeepFreshRefreshesOnTheTimer(t *testing.T) {
 		for range 5 * 60 {
 			synctest.Wait()
 			c, err := k.Credentials(ctx)
-			if err != nil || c.Expires.Sub(time.Now()) <= 15*time.Minute {
-				t.Fatalf("at %s: %v, %s left", time.Since(start), err, c.Expires.Sub(time.Now()))
+			if err != nil || time.Until(c.Expires) <= 15*time.Minute {
+				t.Fatalf("at %s: %v, %s left", time.Since(start), err, time.Until(c.Expires))
 			}
 			time.Sleep(time.Minute)
 		}
@@ -188,7 +188,7 @@ func TestServedExpiryIsWholeSeconds(t *testing.T) {
 			if c.Expires.Nanosecond() != 0 {
 				t.Fatalf("served expiry %s has a fraction of a second", c.Expires)
 			}
-			if left := c.Expires.Sub(time.Now()); left <= w.Floor {
+			if left := time.Until(c.Expires); left <= w.Floor {
 				t.Fatalf("served credentials whose Expiration is %s away (floor %s)", left, w.Floor)
 			}
 			time.Sleep(50 * time.Millisecond)
