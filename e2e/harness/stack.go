@@ -268,17 +268,17 @@ func (e *Environment) env(dir string) []string {
 		"AWS_LAMBDA_FUNCTION_NAME=e2e-" + o.Name,
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=30",
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
-		"CREDENTIAL_REFRESH_ROLE_ARN=" + s.Account.RoleARN,
-		"CREDENTIAL_REFRESH_MODE=" + o.Mode,
-		"CREDENTIAL_REFRESH_PORT=" + strconv.Itoa(e.Port),
-		"CREDENTIAL_REFRESH_TOKEN_FILE=" + e.TokenFile,
+		contract.EnvRoleArn + "=" + s.Account.RoleARN,
+		contract.EnvMode + "=" + o.Mode,
+		contract.EnvPort + "=" + strconv.Itoa(e.Port),
+		contract.EnvTokenFile + "=" + e.TokenFile,
 		"AWS_LAMBDA_MAX_CONCURRENCY=" + workers(o.Workers), // set: RIE takes the managed-instances path
-		"CREDENTIAL_REFRESH_STS_ENDPOINT=" + e.Proxy.URL,
-		"CREDENTIAL_REFRESH_STS_REGION=" + Region,
-		"CREDENTIAL_REFRESH_STS_MAX_ATTEMPTS=2",
-		"CREDENTIAL_REFRESH_STS_TIMEOUT=3s",
-		"CREDENTIAL_REFRESH_DURATION_SECONDS=" + strconv.Itoa(int(o.Lifetime/time.Second)),
-		"CREDENTIAL_REFRESH_ALLOW_SHORT_DURATIONS=true",
+		contract.EnvSTSEndpoint + "=" + e.Proxy.URL,
+		contract.EnvSTSRegion + "=" + Region,
+		contract.EnvSTSMaxAttempts + "=2",
+		contract.EnvSTSTimeout + "=3s",
+		contract.EnvDurationSeconds + "=" + strconv.Itoa(int(o.Lifetime/time.Second)),
+		contract.EnvAllowShortDurations + "=true",
 	}
 	if o.Runtime != Go {
 		kv = append(kv, "AWS_LAMBDA_EXEC_WRAPPER=/opt/credential-refresh/exec-wrapper")
@@ -288,7 +288,7 @@ func (e *Environment) env(dir string) []string {
 		// in it), and uid 993 owns nothing else.
 		kv = append(kv, "HOME=/tmp")
 		if o.TokenFile == "" {
-			kv = append(kv, "CREDENTIAL_REFRESH_TOKEN_FILE=") // the extension's default
+			kv = append(kv, contract.EnvTokenFile+"=") // the extension's default
 		}
 	}
 	for _, v := range o.Env {
