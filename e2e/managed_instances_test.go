@@ -82,7 +82,7 @@ func runManagedInstances(t *testing.T, s *harness.Stack, o harness.Options) {
 	env := start(t, s, o)
 	eager := o.Mode == ""
 	// Init ran at RIE start: the extension is up before any invoke.
-	pid := waitExtension(t, env)
+	pid := waitExtension(t, env, eager)
 	if p := procOf(env, pid); p.UID != harness.LMIUID {
 		t.Fatalf("extension runs as uid %d, want %d", p.UID, harness.LMIUID)
 	}
@@ -130,17 +130,21 @@ func runManagedInstances(t *testing.T, s *harness.Stack, o harness.Options) {
 	checkNoLeaks(t, s, env, token)
 }
 
-// waitExtension waits for the extension process that init started.
-func waitExtension(t *testing.T, env *harness.Environment) int {
+// waitExtension waits for the extension process that init started, and
+// for its log to say it registered and (eager) that its timer runs: the
+// timer starts after the prefetch, and RIE relays the extension's output
+// asynchronously.
+func waitExtension(t *testing.T, env *harness.Environment, eager bool) int {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if pid := env.ExtensionPID(harness.ExtensionName); pid != 0 && len(env.Lines(`"registered"`)) > 0 {
+		pid := env.ExtensionPID(harness.ExtensionName)
+		if pid != 0 && len(env.Lines(`"registered"`)) > 0 && (!eager || len(env.Lines(`"refreshing on a timer`)) > 0) {
 			return pid
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("the extension did not register within 15 s of RIE's start")
+	t.Fatalf("the extension did not register (and, eager, start its timer) within 15 s of RIE's start")
 	return 0
 }
 
