@@ -21,6 +21,9 @@ const (
 	envPackaging = "CREDENTIAL_REFRESH_PACKAGING"
 	// envOutboundLog names the trapproxy log of the SAM commands.
 	envOutboundLog = "CREDENTIAL_REFRESH_PACKAGING_OUTBOUND_LOG"
+	// envImage names the OCI layout `make image` wrote from the trees the
+	// zips hold (build/credential-refresh-image).
+	envImage = "CREDENTIAL_REFRESH_PACKAGING_IMAGE"
 )
 
 // samBuildDirs are where scripts/check-packaging.sh has sam build write,
@@ -57,20 +60,43 @@ func report(t *testing.T, p problems) {
 
 func TestLayerZips(t *testing.T) {
 	root := gate(t)
-	wrapper := sourceWrapper(t)
+	src := sourceLayer(t)
 	for _, arch := range []string{"x86_64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
 			zipPath := filepath.Join(root, "build", "credential-refresh-layer-"+arch+".zip")
 			var p problems
-			p.checkLayerZip(zipPath, arch, wrapper, maxZipBytes)
+			p.checkLayerZip(zipPath, arch, src, maxZipBytes)
 			// What Lambda does with the zip: unpack it into /opt. The modes
 			// must survive that, not only sit in the zip's headers.
 			dir := t.TempDir()
 			if out, err := exec.Command("unzip", "-q", zipPath, "-d", dir).CombinedOutput(); err != nil {
 				p.addf("unzip %s: %v\n%s", zipPath, err, out)
 			} else {
-				p.checkLayerTree(dir, "unzip "+filepath.Base(zipPath), arch, wrapper)
+				p.checkLayerTree(dir, "unzip "+filepath.Base(zipPath), arch, src)
 			}
+			report(t, p)
+		})
+	}
+}
+
+// TestImage: the OCI image `make image` wrote holds, for each platform,
+// exactly its zip's files under /opt (see checkImageIndex, checkImage).
+func TestImage(t *testing.T) {
+	root := gate(t)
+	dir := os.Getenv(envImage)
+	if dir == "" {
+		t.Fatalf("%s is not set: scripts/check-packaging.sh runs make image and names its OCI layout there", envImage)
+	}
+	var p problems
+	index := p.checkImageIndex(dir)
+	report(t, p)
+	if index == nil {
+		t.FailNow()
+	}
+	for _, arch := range []string{"x86_64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			var p problems
+			p.checkImage(dir, index, arch, filepath.Join(root, "build", "credential-refresh-layer-"+arch+".zip"), maxZipBytes)
 			report(t, p)
 		})
 	}
@@ -78,19 +104,30 @@ func TestLayerZips(t *testing.T) {
 
 func TestSAMBuild(t *testing.T) {
 	root := gate(t)
-	wrapper := sourceWrapper(t)
+	src := sourceLayer(t)
+	want, err := templateFunctions(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 4 {
+		t.Fatalf("template.yaml has functions %q, want at least the 4 examples (Go, Python, Node, Java)", want)
+	}
 	for _, arch := range []string{"x86_64", "arm64"} {
 		t.Run(arch, func(t *testing.T) {
 			build := filepath.Join(root, samBuildDirs[arch])
 			var p problems
-			p.checkLayerTree(filepath.Join(build, "CredentialRefreshLayer"), samBuildDirs[arch]+"/CredentialRefreshLayer", arch, wrapper)
+			p.checkLayerTree(filepath.Join(build, "CredentialRefreshLayer"), samBuildDirs[arch]+"/CredentialRefreshLayer", arch, src)
 			report(t, p)
 			fns, err := builtFunctions(filepath.Join(build, "template.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(fns) < 3 {
-				t.Errorf("the built template has %d functions, want the 3 examples", len(fns))
+			var got []string
+			for _, fn := range fns {
+				got = append(got, fn.ID)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("the built template has functions %q, want template.yaml's %q", got, want)
 			}
 			for _, fn := range fns {
 				t.Run(fn.ID, func(t *testing.T) { report(t, checkFunction(root, build, fn, arch)) })
@@ -149,6 +186,32 @@ func builtFunctions(path string) ([]function, error) {
 	return fns, nil
 }
 
+// templateFunctions returns the logical IDs of the functions of a source
+// template, sorted. Only the resources' types are read, so the short-form
+// tags (!Ref, !GetAtt) elsewhere do not matter.
+func templateFunctions(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tmpl struct {
+		Resources map[string]struct {
+			Type string `yaml:"Type"`
+		} `yaml:"Resources"`
+	}
+	if err := yaml.Unmarshal(b, &tmpl); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var ids []string
+	for id, r := range tmpl.Resources {
+		if r.Type == "AWS::Serverless::Function" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
 func cmpOr(a, b string) string {
 	if a != "" {
 		return a
@@ -159,7 +222,8 @@ func cmpOr(a, b string) string {
 // checkFunction checks one built function the way its runtime will load
 // it: a provided.* bootstrap is an ELF for arch; a Python or Node handler
 // is imported from the artifact alone (its dependencies must resolve there,
-// as in Lambda) and must export the handler function.
+// as in Lambda) and must export the handler function; a Java handler's
+// class is read from the artifact (checkJava). Any other runtime fails.
 func checkFunction(root, build string, fn function, arch string) problems {
 	var p problems
 	dir := filepath.Join(build, fn.ID)
@@ -187,6 +251,9 @@ func checkFunction(root, build string, fn function, arch string) problems {
 			return p
 		}
 		p.checkELF(fn.ID+"/bootstrap", f, st.Mode(), arch)
+		return p
+	case strings.HasPrefix(fn.Runtime, "java"):
+		p.checkJava(fn.ID+" ("+fn.Runtime+")", dir, fn.Runtime, fn.Handler)
 		return p
 	case strings.HasPrefix(fn.Runtime, "python"):
 		if _, err := os.Stat(filepath.Join(dir, module+".py")); err != nil {
@@ -286,6 +353,35 @@ func TestSamconfig(t *testing.T) {
 	}
 	if !d.Build.Parameters.BuildInSource {
 		t.Error("build build_in_source is not true")
+	}
+}
+
+// TestHelpersMatchMakefile: the helpers these checks expect are the ones
+// the Makefile's HELPERS copies into the layer, and every file git tracks
+// under layer/python and layer/nodejs is one of them (a new helper must be
+// listed in both places, or the layer would ship without it).
+func TestHelpersMatchMakefile(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("make", "--no-print-directory", "-C", root, "-f", "Makefile",
+		"--eval", "print-helpers: ; @echo $(HELPERS)", "print-helpers").Output()
+	if err != nil {
+		t.Fatalf("make print-helpers: %v", err)
+	}
+	want := slices.Sorted(slices.Values(helperPaths))
+	if got := slices.Sorted(slices.Values(strings.Fields(string(out)))); !slices.Equal(got, want) {
+		t.Errorf("the Makefile's HELPERS are %q, the packaging checks expect %q", got, want)
+	}
+	out, err = exec.Command("git", "-C", root, "ls-files", "--", "layer/python", "layer/nodejs").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if rel := strings.TrimPrefix(f, "layer/"); !isHelper(rel) {
+			t.Errorf("git tracks %s, which is not among the helpers the layer ships (Makefile HELPERS, packaging helperPaths)", f)
+		}
 	}
 }
 

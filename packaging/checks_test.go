@@ -9,19 +9,76 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 )
 
-// The layer's contents: the only two files it may hold.
+// The layer's contents, as paths in the layer (under /opt once unpacked).
 const (
 	extensionPath = "extensions/credential-refresh"
 	wrapperPath   = "credential-refresh/exec-wrapper"
 )
 
-// maxZipBytes is Lambda's "6 MB" for our layer zip, read strictly.
+// helperPaths are the in-layer helpers, as paths under layer/ and in the
+// layer: the Python package (/opt/python is on sys.path) and the Node
+// package (/opt/nodejs/node_modules is on NODE_PATH). The Makefile's
+// HELPERS lists the same files (TestHelpersMatchMakefile).
+var helperPaths = []string{
+	"python/credential_refresh/__init__.py",
+	"nodejs/node_modules/credential-refresh/package.json",
+	"nodejs/node_modules/credential-refresh/index.js",
+	"nodejs/node_modules/credential-refresh/index.mjs",
+	"nodejs/node_modules/credential-refresh/index.d.ts",
+}
+
+// topLevel is everything the layer's top level may hold (all directories).
+var topLevel = []string{"credential-refresh", "extensions", "nodejs", "python"}
+
+// layerFiles returns every file the layer holds, sorted: the extension, the
+// wrapper and the helpers, nothing else.
+func layerFiles() []string {
+	files := append([]string{extensionPath, wrapperPath}, helperPaths...)
+	sort.Strings(files)
+	return files
+}
+
+// layerDirs returns the directories the layer's files lie in, with their
+// ancestors: the only directories it may hold.
+func layerDirs() map[string]bool {
+	dirs := map[string]bool{}
+	for _, f := range layerFiles() {
+		for d := path.Dir(f); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	return dirs
+}
+
+// isHelper reports whether rel is one of the helpers.
+func isHelper(rel string) bool { return slices.Contains(helperPaths, rel) }
+
+// layerSources are the files the layer copies from layer/ (the wrapper and
+// the helpers), by path in the layer: each must be copied byte for byte.
+type layerSources map[string][]byte
+
+// readLayerSources reads the wrapper and the helpers under dir (layer/).
+func readLayerSources(dir string) (layerSources, error) {
+	src := layerSources{}
+	for _, rel := range append([]string{wrapperPath}, helperPaths...) {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return nil, err
+		}
+		src[rel] = b
+	}
+	return src, nil
+}
+
+// maxZipBytes is Lambda's "6 MB" for our layer zip, read strictly. The
+// image of one architecture (manifest, config, gzip layer) keeps to it too.
 const maxZipBytes = 6_000_000
 
 // machines maps a Lambda architecture to the ELF machine Lambda runs.
@@ -37,6 +94,22 @@ func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprint
 func (p *problems) checkExecutable(name string, mode fs.FileMode) {
 	if mode&0o111 != 0o111 {
 		p.addf("%s: mode %03o, want executable by all (0755)", name, mode.Perm())
+	}
+}
+
+// checkReadable: the helpers are read by the function's runtime, which on
+// Lambda Managed Instances runs as uid 993, not as the files' owner.
+func (p *problems) checkReadable(name string, mode fs.FileMode) {
+	if mode&0o444 != 0o444 {
+		p.addf("%s: mode %03o, want readable by all (0444: uid 993 on Lambda Managed Instances)", name, mode.Perm())
+	}
+}
+
+// checkDirMode: a directory must be listable and searchable by all, or
+// the files under it are out of reach of that other user.
+func (p *problems) checkDirMode(name string, mode fs.FileMode) {
+	if mode&0o555 != 0o555 {
+		p.addf("%s: directory mode %03o, want readable and searchable by all (0555)", name, mode.Perm())
 	}
 }
 
@@ -67,10 +140,60 @@ func (p *problems) checkELF(name string, r io.ReaderAt, mode fs.FileMode, arch s
 	}
 }
 
+// checkLayerFile checks one file of the layer (in a zip, a tree or an
+// image), rel being its path in the layer, by what it is: the extension,
+// the wrapper or a helper.
+func (p *problems) checkLayerFile(name, rel string, data []byte, mode fs.FileMode, arch string, src layerSources) {
+	switch {
+	case rel == extensionPath:
+		p.checkELF(name, bytes.NewReader(data), mode, arch)
+	case rel == wrapperPath:
+		p.checkExecutable(name, mode)
+		if !bytes.Equal(data, src[rel]) {
+			p.addf("%s: differs from layer/%s", name, rel)
+		}
+	case isHelper(rel):
+		p.checkReadable(name, mode)
+		if !bytes.Equal(data, src[rel]) {
+			p.addf("%s: differs from layer/%s", name, rel)
+		}
+	}
+}
+
+// checkLayout checks the names a layer holds: exactly the files of
+// layerFiles, directories only on their way, and at the top level exactly
+// topLevel. files and dirs are paths in the layer.
+func (p *problems) checkLayout(label string, files, dirs []string) {
+	sort.Strings(files)
+	if want := layerFiles(); !slices.Equal(files, want) {
+		p.addf("%s: holds %q, want exactly the extension, the wrapper and the helpers %q", label, files, want)
+	}
+	top := map[string]bool{}
+	for _, name := range append(slices.Clone(files), dirs...) {
+		first, _, _ := strings.Cut(name, "/")
+		top[first] = true
+	}
+	var got []string
+	for name := range top {
+		got = append(got, name)
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, topLevel) {
+		p.addf("%s: top level holds %q, want exactly %s/", label, got, strings.Join(topLevel, "/, "))
+	}
+	// Deeper directories (the top level's are checked above).
+	allowed := layerDirs()
+	for _, d := range dirs {
+		if strings.Contains(d, "/") && !allowed[d] {
+			p.addf("%s: unexpected directory %s/", label, d)
+		}
+	}
+}
+
 // checkLayerZip checks a layer zip as Lambda will unpack it into /opt.
-func (p *problems) checkLayerZip(path, arch string, wrapper []byte, maxBytes int64) {
-	name := filepath.Base(path)
-	st, err := os.Stat(path)
+func (p *problems) checkLayerZip(zipPath, arch string, src layerSources, maxBytes int64) {
+	name := filepath.Base(zipPath)
+	st, err := os.Stat(zipPath)
 	if err != nil {
 		p.addf("%s: %v", name, err)
 		return
@@ -78,27 +201,24 @@ func (p *problems) checkLayerZip(path, arch string, wrapper []byte, maxBytes int
 	if st.Size() > maxBytes {
 		p.addf("%s: %d bytes (%.2f MB), want at most %d (%g MB)", name, st.Size(), float64(st.Size())/1e6, maxBytes, float64(maxBytes)/1e6)
 	}
-	z, err := zip.OpenReader(path)
+	z, err := zip.OpenReader(zipPath)
 	if err != nil {
 		p.addf("%s: not a zip: %v", name, err)
 		return
 	}
 	defer z.Close()
-	var files []string
+	var files, dirs []string
 	for _, f := range z.File {
 		if f.FileInfo().IsDir() {
-			if dir := strings.TrimSuffix(f.Name, "/"); dir != filepath.Dir(extensionPath) && dir != filepath.Dir(wrapperPath) {
-				p.addf("%s: unexpected directory %s", name, f.Name)
-			}
+			dir := strings.TrimSuffix(f.Name, "/")
+			dirs = append(dirs, dir)
+			p.checkDirMode(name+":"+f.Name, f.Mode())
 			continue
 		}
 		files = append(files, f.Name)
-		p.checkZipEntry(name+":"+f.Name, f, arch, wrapper)
+		p.checkZipEntry(name+":"+f.Name, f, arch, src)
 	}
-	sort.Strings(files)
-	if want := []string{wrapperPath, extensionPath}; !slices.Equal(files, want) {
-		p.addf("%s: holds %q, want exactly %q", name, files, want)
-	}
+	p.checkLayout(name, files, dirs)
 }
 
 // creatorUnix is the "version made by" host of an entry whose external
@@ -106,7 +226,7 @@ func (p *problems) checkLayerZip(path, arch string, wrapper []byte, maxBytes int
 // bits when unpacked.
 const creatorUnix = 3
 
-func (p *problems) checkZipEntry(name string, f *zip.File, arch string, wrapper []byte) {
+func (p *problems) checkZipEntry(name string, f *zip.File, arch string, src layerSources) {
 	mode := f.Mode()
 	if f.CreatorVersion>>8 != creatorUnix || !mode.IsRegular() {
 		p.addf("%s: want a Unix regular-file entry (made by host %d, mode %v)", name, f.CreatorVersion>>8, mode)
@@ -116,15 +236,7 @@ func (p *problems) checkZipEntry(name string, f *zip.File, arch string, wrapper 
 		p.addf("%s: %v", name, err)
 		return
 	}
-	switch f.Name {
-	case extensionPath:
-		p.checkELF(name, bytes.NewReader(data), mode, arch)
-	case wrapperPath:
-		p.checkExecutable(name, mode)
-		if !bytes.Equal(data, wrapper) {
-			p.addf("%s: differs from layer/%s", name, wrapperPath)
-		}
-	}
+	p.checkLayerFile(name, f.Name, data, mode, arch, src)
 }
 
 func readZipEntry(f *zip.File) ([]byte, error) {
@@ -142,53 +254,45 @@ func readZipEntry(f *zip.File) ([]byte, error) {
 
 // checkLayerTree checks a layer directory: a built one (sam build) or an
 // unpacked zip, named label in the messages.
-func (p *problems) checkLayerTree(root, label, arch string, wrapper []byte) {
-	var files []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+func (p *problems) checkLayerTree(root, label, arch string, src layerSources) {
+	var files, dirs []string
+	err := filepath.WalkDir(root, func(fpath string, d fs.DirEntry, err error) error {
+		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, path)
+		rel, _ := filepath.Rel(root, fpath)
 		rel = filepath.ToSlash(rel)
-		files = append(files, rel)
-		if !d.Type().IsRegular() {
-			p.addf("%s/%s: %v, want a regular file", label, rel, d.Type())
+		name := label + "/" + rel
+		if d.IsDir() {
+			if rel != "." {
+				dirs = append(dirs, rel)
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				p.checkDirMode(name, info.Mode())
+			}
 			return nil
 		}
-		return p.checkTreeFile(path, rel, label, arch, wrapper)
+		files = append(files, rel)
+		if !d.Type().IsRegular() {
+			p.addf("%s: %v, want a regular file", name, d.Type())
+			return nil
+		}
+		st, err := os.Stat(fpath)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(fpath)
+		if err != nil {
+			return err
+		}
+		p.checkLayerFile(name, rel, data, st.Mode(), arch, src)
+		return nil
 	})
 	if err != nil {
 		p.addf("%s: %v", label, err)
 		return
 	}
-	if want := []string{wrapperPath, extensionPath}; !slices.Equal(files, want) {
-		p.addf("%s: holds %q, want exactly %q", label, files, want)
-	}
-}
-
-func (p *problems) checkTreeFile(path, rel, label, arch string, wrapper []byte) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	name := label + "/" + rel
-	switch rel {
-	case extensionPath:
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		p.checkELF(name, f, st.Mode(), arch)
-	case wrapperPath:
-		p.checkExecutable(name, st.Mode())
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(data, wrapper) {
-			p.addf("%s: differs from layer/%s", name, wrapperPath)
-		}
-	}
-	return nil
+	p.checkLayout(label, files, dirs)
 }

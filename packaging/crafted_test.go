@@ -8,8 +8,11 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io/fs"
+	"maps"
 	"os"
+	pathpkg "path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,12 +59,20 @@ type entry struct {
 	msdosOS bool // made by MS-DOS, as some zip tools on Windows do
 }
 
+// writeZip writes entries as a zip, after a 0755 directory entry for each
+// directory they lie in (as zip -r writes them).
 func writeZip(t *testing.T, entries []entry) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "layer.zip")
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	for _, dir := range []string{"credential-refresh/", "extensions/"} {
+	dirs := map[string]bool{}
+	for _, e := range entries {
+		for d := pathpkg.Dir(e.name); d != "."; d = pathpkg.Dir(d) {
+			dirs[d+"/"] = true
+		}
+	}
+	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
 		h := &zip.FileHeader{Name: dir}
 		h.SetMode(fs.ModeDir | 0o755)
 		if _, err := zw.CreateHeader(h); err != nil {
@@ -97,20 +108,62 @@ func writeZip(t *testing.T, entries []entry) string {
 	return path
 }
 
-func sourceWrapper(t *testing.T) []byte {
+// sourceLayer reads the wrapper and the helpers from layer/.
+func sourceLayer(t *testing.T) layerSources {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "layer", wrapperPath))
+	src, err := readLayerSources(filepath.Join("..", "layer"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return src
 }
 
-// goodLayer is the entries of a correct layer for arch.
+// goodLayer is the entries of a correct layer for arch: the extension
+// first, the wrapper second, then the helpers (0644, as make installs them).
 func goodLayer(t *testing.T, arch string) []entry {
-	return []entry{
+	src := sourceLayer(t)
+	es := []entry{
 		{name: extensionPath, data: craftELF(t, machines[arch], false, 1024), mode: 0o755},
-		{name: wrapperPath, data: sourceWrapper(t), mode: 0o755},
+		{name: wrapperPath, data: src[wrapperPath], mode: 0o755},
+	}
+	for _, h := range helperPaths {
+		es = append(es, entry{name: h, data: src[h], mode: 0o644})
+	}
+	return es
+}
+
+// withEntry returns es with the entry named name changed by f.
+func withEntry(t *testing.T, es []entry, name string, f func(e *entry)) []entry {
+	t.Helper()
+	for i := range es {
+		if es[i].name == name {
+			f(&es[i])
+			return es
+		}
+	}
+	t.Fatalf("no entry %s", name)
+	return nil
+}
+
+// without returns es without the entry named name.
+func without(es []entry, name string) []entry {
+	return slices.DeleteFunc(es, func(e entry) bool { return e.name == name })
+}
+
+// writeTree writes entries as a layer tree under root, modes past the umask.
+func writeTree(t *testing.T, root string, es []entry) {
+	t.Helper()
+	for _, e := range es {
+		p := filepath.Join(root, filepath.FromSlash(e.name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, e.data, e.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, e.mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -129,7 +182,10 @@ func wantProblems(t *testing.T, got problems, want ...string) {
 }
 
 func TestLayerZipChecks(t *testing.T) {
-	wrapper := sourceWrapper(t)
+	src := sourceLayer(t)
+	wrapper := src[wrapperPath]
+	pyHelper := "python/credential_refresh/__init__.py"
+	mjsHelper := "nodejs/node_modules/credential-refresh/index.mjs"
 	tests := []struct {
 		name   string
 		arch   string
@@ -202,8 +258,53 @@ func TestLayerZipChecks(t *testing.T) {
 		},
 		{
 			name: "wrapper missing", arch: "x86_64",
-			modify: func(es []entry) []entry { return es[:1] },
-			want:   []string{"want exactly"},
+			modify: func(es []entry) []entry { return without(es, wrapperPath) },
+			want:   []string{"want exactly", "top level holds"},
+		},
+		{
+			name: "the Python helper missing", arch: "x86_64",
+			modify: func(es []entry) []entry { return without(es, pyHelper) },
+			// Its directory goes too, and with it python/ from the top level.
+			want: []string{"want exactly the extension, the wrapper and the helpers", "top level holds"},
+		},
+		{
+			name: "a Node helper missing", arch: "arm64",
+			modify: func(es []entry) []entry { return without(es, "nodejs/node_modules/credential-refresh/index.d.ts") },
+			want:   []string{"want exactly the extension, the wrapper and the helpers"},
+		},
+		{
+			name: "a helper that differs from its source", arch: "arm64",
+			modify: func(es []entry) []entry {
+				return withEntry(t, es, mjsHelper, func(e *entry) { e.data = append(slices.Clone(e.data), "\n// edited\n"...) })
+			},
+			want: []string{mjsHelper + ": differs from layer/" + mjsHelper},
+		},
+		{
+			name: "a helper readable by its owner only", arch: "x86_64",
+			modify: func(es []entry) []entry { return withEntry(t, es, pyHelper, func(e *entry) { e.mode = 0o600 }) },
+			want:   []string{pyHelper + ": mode 600, want readable by all"},
+		},
+		{
+			name: "a helper not readable by others", arch: "x86_64",
+			modify: func(es []entry) []entry { return withEntry(t, es, pyHelper, func(e *entry) { e.mode = 0o640 }) },
+			want:   []string{pyHelper + ": mode 640, want readable by all"},
+		},
+		{
+			name: "a stray file at the top level", arch: "x86_64",
+			modify: func(es []entry) []entry { return append(es, entry{name: "README", data: []byte("x"), mode: 0o644}) },
+			want:   []string{"want exactly", "top level holds"},
+		},
+		{
+			name: "a stray top-level directory", arch: "x86_64",
+			modify: func(es []entry) []entry { return append(es, entry{name: "lib/x.so", data: []byte("x"), mode: 0o644}) },
+			want:   []string{"want exactly", "top level holds"},
+		},
+		{
+			name: "a helper's __pycache__", arch: "x86_64",
+			modify: func(es []entry) []entry {
+				return append(es, entry{name: "python/credential_refresh/__pycache__/__init__.cpython-312.pyc", data: []byte("x"), mode: 0o644})
+			},
+			want: []string{"want exactly", "unexpected directory python/credential_refresh/__pycache__/"},
 		},
 	}
 	for _, tt := range tests {
@@ -213,14 +314,15 @@ func TestLayerZipChecks(t *testing.T) {
 				es = tt.modify(es)
 			}
 			var p problems
-			p.checkLayerZip(writeZip(t, es), tt.arch, wrapper, maxZipBytes)
+			p.checkLayerZip(writeZip(t, es), tt.arch, src, maxZipBytes)
 			wantProblems(t, p, tt.want...)
 		})
 	}
 }
 
 func TestLayerTreeChecks(t *testing.T) {
-	wrapper := sourceWrapper(t)
+	src := sourceLayer(t)
+	idx := "nodejs/node_modules/credential-refresh/index.js"
 	tests := []struct {
 		name   string
 		arch   string
@@ -247,8 +349,35 @@ func TestLayerTreeChecks(t *testing.T) {
 		},
 		{
 			name: "a stray file", arch: "arm64",
-			want:   []string{"want exactly"},
+			want:   []string{"want exactly", "top level holds"},
 			modify: func(root string) error { return os.WriteFile(filepath.Join(root, "README"), nil, 0o644) },
+		},
+		{
+			name: "an empty top-level directory", arch: "arm64",
+			want:   []string{`top level holds ["credential-refresh" "extensions" "lib" "nodejs" "python"]`},
+			modify: func(root string) error { return os.Mkdir(filepath.Join(root, "lib"), 0o755) },
+		},
+		{
+			name: "a helper missing", arch: "arm64",
+			want:   []string{"want exactly"},
+			modify: func(root string) error { return os.Remove(filepath.Join(root, idx)) },
+		},
+		{
+			name: "a helper that differs from its source", arch: "arm64",
+			want: []string{idx + ": differs from layer/" + idx},
+			modify: func(root string) error {
+				return os.WriteFile(filepath.Join(root, idx), []byte("module.exports = {};\n"), 0o644)
+			},
+		},
+		{
+			name: "a helper readable by its owner only", arch: "arm64",
+			want:   []string{idx + ": mode 600, want readable by all"},
+			modify: func(root string) error { return os.Chmod(filepath.Join(root, idx), 0o600) },
+		},
+		{
+			name: "a helper's directory closed to others", arch: "arm64",
+			want:   []string{"nodejs/node_modules: directory mode 750, want readable and searchable by all"},
+			modify: func(root string) error { return os.Chmod(filepath.Join(root, "nodejs", "node_modules"), 0o750) },
 		},
 		{
 			name: "a symlink", arch: "arm64",
@@ -261,25 +390,14 @@ func TestLayerTreeChecks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			for _, e := range goodLayer(t, "arm64") {
-				p := filepath.Join(root, e.name)
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, e.data, e.mode); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Chmod(p, e.mode); err != nil { // past the umask
-					t.Fatal(err)
-				}
-			}
+			writeTree(t, root, goodLayer(t, "arm64"))
 			if tt.modify != nil {
 				if err := tt.modify(root); err != nil {
 					t.Fatal(err)
 				}
 			}
 			var p problems
-			p.checkLayerTree(root, "tree", tt.arch, wrapper)
+			p.checkLayerTree(root, "tree", tt.arch, src)
 			wantProblems(t, p, tt.want...)
 		})
 	}

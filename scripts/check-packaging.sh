@@ -4,12 +4,18 @@
 #      for x86_64 and for arm64, without Docker, every outbound connection
 #      going to a trap (packaging/trapproxy) that refuses and records it;
 #   2. sam validate --lint passes;
-#   3. make layer writes both zips;
-#   4. go test ./packaging checks what those built, with debug/elf and
-#      archive/zip: ELF machine for the architecture, static linking,
-#      executable bits (in the zips and once unzipped), exact contents,
-#      at most 6 MB per zip; each function's handler loads from its
-#      artifact; samconfig.toml's defaults; the wrapper's mode in git; and
+#   3. make image writes both zips (make layer) and the OCI image of the
+#      same trees (build/credential-refresh-image);
+#   4. go test ./packaging checks what those built, with debug/elf,
+#      archive/zip, archive/tar and compress/gzip: ELF machine for the
+#      architecture, static linking, executable bits (in the zips and once
+#      unzipped), the in-layer helpers readable by all and identical to
+#      layer/, exact contents and top level, at most 6 MB per zip; the OCI
+#      image index (linux/amd64, linux/arm64, OCI media types, digests),
+#      each platform's layer root-owned under /opt and holding exactly its
+#      zip's files byte for byte, mode for mode, within 6 MB; each
+#      function's handler loads from its artifact (Java: the class file
+#      and lib/); samconfig.toml's defaults; the wrapper's mode in git; and
 #      that nothing but SAM's own weekly version check tried the network.
 # Exits non-zero on any failure.
 set -uo pipefail
@@ -83,7 +89,7 @@ sam_env=(
 	__SAM_CLI_APP_DIR="$WORK/sam-app-dir"
 )
 
-echo "== sam build, sam validate --lint, make layer (network through the trap; direct only: $direct)"
+echo "== sam build, sam validate --lint, make image (network through the trap; direct only: $direct)"
 # Without extra arguments the x86_64 build takes the rest from samconfig.toml
 # (build_in_source, Architecture=x86_64), which this also proves.
 rm -rf .aws-sam/build .aws-sam/build-arm64
@@ -91,11 +97,14 @@ run "sam build (x86_64)" env ARCH=amd64 "${sam_env[@]}" "$SAM" build --template 
 run "sam build (arm64)" env ARCH=arm64 "${sam_env[@]}" "$SAM" build --template template.yaml --build-dir .aws-sam/build-arm64 \
 	--build-in-source --parameter-overrides Architecture=arm64
 run "sam validate --lint" "${sam_env[@]}" "$SAM" validate --lint --template template.yaml --region us-east-1
-run "make layer" make --no-print-directory layer
+# make image runs make layer first, so the zips and the image come from the
+# same trees, whatever an earlier step left in build/.
+run "make image (layer zips, OCI image)" make --no-print-directory image
+IMAGE=$ROOT/build/credential-refresh-image
 
 echo "== go test ./packaging (the built artifacts)"
 if ! CREDENTIAL_REFRESH_PACKAGING=1 CREDENTIAL_REFRESH_PACKAGING_OUTBOUND_LOG="$WORK/outbound.log" \
-	go test -count=1 -json ./packaging/ | python3 -u scripts/gotest_summary.py; then
+	CREDENTIAL_REFRESH_PACKAGING_IMAGE="$IMAGE" go test -count=1 -json ./packaging/ | python3 -u scripts/gotest_summary.py; then
 	fail "go test ./packaging"
 fi
 
@@ -109,6 +118,8 @@ for arch in x86_64 arm64; do
 	b=build/layer-$arch/extensions/credential-refresh
 	[[ -f $b ]] && printf '  %-45s %8d bytes\n' "$b" "$(stat -c %s "$b")"
 done
+a=build/credential-refresh-image.oci.tar
+[[ -f $a ]] && printf '  %-45s %8d bytes  (both platforms)\n' "$a" "$(stat -c %s "$a")"
 
 if [[ $failed -gt 0 ]]; then
 	echo "packaging: $failed failed"

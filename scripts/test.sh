@@ -30,7 +30,9 @@ NODE_PATH=$PWD/layer/nodejs/node_modules:$PWD/test/helpers/node/node_modules \
 
 step "layer zips and OCI image (make image)"
 # The e2e image check (TestImageUnderRIE) runs the image built here from the
-# same trees as the zips; scripts/check-packaging.sh compares them byte for byte.
+# same trees as the zips. scripts/check-packaging.sh (the last step) runs
+# make image again after its sam builds and has go test ./packaging compare
+# each platform's image with its zip, byte for byte.
 make --no-print-directory image
 
 step "go test -race (unit, fuzz seeds, contract, e2e)"
