@@ -37,6 +37,13 @@ if ! JAVA_HOME=$JDK mvn -o "${mvn_args[@]}" >/tmp/credential-refresh-mvn-offline
 	# First build: download the pinned artifacts from Maven Central.
 	JAVA_HOME=$JDK mvn "${mvn_args[@]}"
 fi
+# The runtime interface client copies its JNI library to one fixed path,
+# /tmp/.libaws-lambda-jni.so, replacing it at every start: JVMs starting side
+# by side (the e2e runs several environments at once) then map a file being
+# rewritten and die of SIGBUS. Extract it once here; the stand-in runtime
+# hands its path to the client (…NativeClient.JNI), which then loads it as is.
+ric=examples/java/target/runtime-interface-client
+(cd "$ric" && rm -rf jni && "$JDK/bin/jar" xf aws-lambda-java-runtime-interface-client-*.jar jni)
 if [[ -n ${1:-} ]]; then
 	mkdir -p "$1"
 	cp -R examples/java/target/function/. "$1/"

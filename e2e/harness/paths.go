@@ -3,10 +3,12 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 )
 
 // RepoRoot finds the module root by walking up from the working directory
@@ -66,16 +68,25 @@ func FindTools(root string) (Tools, error) {
 	return t, errors.Join(errs...)
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1. Another process
-// could take it before it is used; with distinct ports per scenario in one
-// test process that has not been a problem.
+// FreePort returns a free TCP port on 127.0.0.1 for a server that the
+// caller (or a child, such as RIE or the extension) binds a moment later.
+// It picks at random below the kernel's ephemeral range (32768-60999 by
+// default): a port the kernel picked for ":0" is also one it may give the
+// next outgoing connection of any process, and with dozens of environments
+// making SDK calls that race was seen to steal an extension's port. It
+// checks that nothing listens on the port it returns.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	const base, span = 20000, 12000
+	for range 100 {
+		p := base + rand.IntN(span)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // taken
+		}
+		l.Close()
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port found in 20000-31999")
 }
 
 func lookPath(name string) (string, error) {
