@@ -37,7 +37,7 @@ export SAM_CLI_TELEMETRY := 0
 BUILD_DIR := build
 WRAPPER := layer/credential-refresh/exec-wrapper
 
-.PHONY: help test demo bench lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
+.PHONY: help test demo bench fleet bench-compare lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
 	build-CredentialRefreshLayer build-GoExampleFunction
 
 help: ## Show this help
@@ -53,6 +53,12 @@ demo: ## Run the local end-to-end demo with RIE and moto (scripts/demo.sh)
 
 bench: ## Benchmarks of the hot paths: keeper read, credentials GET (ns/op, allocs/op)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./extension/... ./credrefresh/...
+
+FLEET_DIR := $(BUILD_DIR)/fleet
+fleet: ## Fleet simulation (docs/fleet.md): docs/fleet-results.md and docs/fleet-*.png
+	$(GO) run ./extension/cmd/fleetsim -docs -out $(FLEET_DIR)
+	cp $(FLEET_DIR)/results.md docs/fleet-results.md
+	cd tools/fleetplot && $(GO) run . -in $(CURDIR)/$(FLEET_DIR) -out $(CURDIR)/docs
 
 lint: ## gofmt -l, go vet, sh -n on the wrapper, sam validate --lint
 	@out=$$(find . -name '*.go' -not -path './.*' -not -path '*/node_modules/*' -print0 | xargs -0 gofmt -l); \
