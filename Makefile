@@ -60,6 +60,9 @@ fleet: ## Fleet simulation (docs/fleet.md): docs/fleet-results.md and docs/fleet
 	cp $(FLEET_DIR)/results.md docs/fleet-results.md
 	cd tools/fleetplot && $(GO) run . -in $(CURDIR)/$(FLEET_DIR) -out $(CURDIR)/docs
 
+bench-compare: ## The endpoint, memory and init time vs a bare net/http handler, A/B interleaved (about 10 min): build/bench-compare.md
+	$(GO) run ./bench/benchcompare -out $(BUILD_DIR)/bench-compare.md
+
 lint: ## gofmt -l, go vet, sh -n on the wrapper, sam validate --lint
 	@out=$$(find . -name '*.go' -not -path './.*' -not -path '*/node_modules/*' -print0 | xargs -0 gofmt -l); \
 	  if [[ -n $$out ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
