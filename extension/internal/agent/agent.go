@@ -143,7 +143,6 @@ func (a *agent) start(ctx context.Context) error {
 	roles := a.buildKeepers(client)
 	a.srv = server.New(token, roles, func(so *server.Options) {
 		so.Logger, so.Now, so.Mode = a.o.Logger, a.o.Now, string(a.cfg.Mode)
-		so.RequestTimeout = a.refreshTimeout()
 	})
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.srv.Serve(ln) }()
