@@ -41,6 +41,7 @@ type bench struct {
 	initRounds           int
 	dur                  time.Duration
 	rssCounts            [2]int64
+	stderr               bool
 	rows                 []row
 }
 
@@ -60,7 +61,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&b.initRounds, "init-rounds", 15, "rounds of the init-time comparison")
 	quick := fs.Bool("quick", false, "a tiny run: 1 round of everything, 200 ms runs, 2k and 5k requests")
 	out := fs.String("out", "", "also write the table to this file")
-	env := fs.String("env", "", "extra KEY=VALUE,... for the extension (e.g. to try a GOGC)")
+	env := fs.String("env", "", "extra KEY=VALUE;... for both servers (e.g. GODEBUG=gctrace=1,inittrace=1)")
+	fs.BoolVar(&b.stderr, "stderr", false, "pass the servers' stderr through (with -env GODEBUG=gctrace=1, say)")
+	only := fs.String("only", "", "run only this step: endpoint, memory or init")
+	hold := fs.Duration("hold", 0, "only start the extension (registered, nothing fetched), print its PID and address, keep it this long (for pprof-less digging: /proc/PID/smaps, perf)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,7 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		b.rounds, b.dur, b.rssRounds, b.initRounds, b.rssCounts = 1, 200*time.Millisecond, 1, 1, [2]int64{2_000, 5_000}
 	}
 	if *env != "" {
-		b.extraEnv = strings.Split(*env, ",")
+		b.extraEnv = strings.Split(*env, ";")
 	}
 	var err error
 	if b.root, err = repoRoot(); err != nil {
@@ -86,8 +90,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer b.sts.srv.Close()
-	for _, step := range []func(context.Context) error{b.endpoint, b.memory, b.initTime} {
-		if err := step(ctx); err != nil {
+	if *hold > 0 {
+		s, d, err := b.startExtension(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "extension PID %d on %s, token %s... registered after %s\n", s.pid(), s.addr, s.token[:4], d)
+		time.Sleep(*hold)
+		s.stop()
+		return nil
+	}
+	steps := map[string]func(context.Context) error{"endpoint": b.endpoint, "memory": b.memory, "init": b.initTime}
+	for _, name := range []string{"endpoint", "memory", "init"} {
+		if *only != "" && *only != name {
+			continue
+		}
+		if err := steps[name](ctx); err != nil {
 			return err
 		}
 	}
@@ -226,6 +244,7 @@ func (b *bench) memory(ctx context.Context) error {
 			i := map[*server]int{ext: 0, bare: 1}[s]
 			time.Sleep(200 * time.Millisecond)
 			points := [3]float64{}
+			var split [3]string
 			var prev int64
 			for p := range 3 {
 				if p > 0 {
@@ -240,9 +259,11 @@ func (b *bench) memory(ctx context.Context) error {
 				}
 				points[p] = float64(kb) / 1024
 				rss[p][i] = append(rss[p][i], points[p])
+				anon, file := rssSplit(s.pid())
+				split[p] = fmt.Sprintf("%.1f anon + %.1f file", anon, file)
 			}
-			fmt.Fprintf(os.Stderr, "bench-compare: memory round %d, %s: RSS %.1f MB at start, %.1f MB after %d, %.1f MB after %d requests\n",
-				r+1, s.name, points[0], points[1], b.rssCounts[0], points[2], b.rssCounts[1])
+			fmt.Fprintf(os.Stderr, "bench-compare: memory round %d, %s: RSS %.1f MB at start (%s), %.1f MB after %d (%s), %.1f MB after %d requests (%s)\n",
+				r+1, s.name, points[0], split[0], points[1], b.rssCounts[0], split[1], points[2], b.rssCounts[1], split[2])
 		}
 		ext.stop()
 		bare.stop()

@@ -69,6 +69,9 @@ func (b *bench) startExtension(ctx context.Context) (*server, time.Duration, err
 		"CREDENTIAL_REFRESH_TOKEN_FILE=" + tokenFile, "CREDENTIAL_REFRESH_LOG_LEVEL=WARN",
 	}
 	cmd.Env = append(cmd.Env, b.extraEnv...)
+	if b.stderr {
+		cmd.Stderr = os.Stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s := &server{name: "extension", cmd: cmd, addr: "127.0.0.1:" + strconv.Itoa(port), api: api}
 	s.started = time.Now()
@@ -105,6 +108,10 @@ func (b *bench) startBare(body []byte) (*server, error) {
 		return nil, err
 	}
 	cmd := exec.Command(b.bare, "-body", f)
+	cmd.Env = append(os.Environ(), b.extraEnv...)
+	if b.stderr {
+		cmd.Stderr = os.Stderr
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -190,6 +197,30 @@ func rssKB(pid int) (int, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS")
+}
+
+// rssSplit is the resident set's anonymous part (heap, stacks, runtime
+// data) and file-backed part (the binary's pages), in MB, from
+// /proc/PID/smaps_rollup.
+func rssSplit(pid int) (anon, file float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		switch k {
+		case "Pss_Anon":
+			anon = float64(kb) / 1024
+		case "Pss_File":
+			file = float64(kb) / 1024
+		}
+	}
+	return anon, file
 }
 
 // cpuTime is the process's user + system CPU time so far (all threads).
