@@ -36,6 +36,7 @@ func (a *agent) run(ctx context.Context) error {
 	// stays resident. One GC of a heap this small takes well under a
 	// millisecond, off the path to /event/next. README, "Memory".
 	go debug.FreeOSMemory()
+	go a.o.Metrics.Run(a.metricsDone)
 	if !invokes {
 		a.startTimers()
 	}
@@ -179,6 +180,7 @@ func (a *agent) stop(ctx context.Context, deadline time.Time) {
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.o.Logger.Warn("server shutdown cut short", "error", err.Error())
 	}
+	a.stopMetrics()
 	if err := os.Remove(a.cfg.TokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		a.o.Logger.Warn("could not remove the token file", "error", err.Error())
 	}

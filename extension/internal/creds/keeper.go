@@ -330,7 +330,9 @@ func (k *Keeper) run(f *flight) {
 	defer cancel()
 	k.calls.Add(1)
 	prev := k.cur.Load()
+	began := time.Now() // latency is a duration: the monotonic clock, not Options.Now
 	c, reqID, err := k.retrieve(ctx)
+	took := time.Since(began)
 	now := k.opts.Now()
 	if err == nil {
 		err = validCredentials(c, now)
@@ -355,7 +357,7 @@ func (k *Keeper) run(f *flight) {
 	if f.err != nil {
 		k.logFailure(f.err, now)
 	}
-	k.observe(f, prev, now, reqID)
+	k.observe(f, prev, now, took, reqID)
 	close(f.done)
 }
 
@@ -371,11 +373,11 @@ func (k *Keeper) retrieve(ctx context.Context) (aws.Credentials, string, error) 
 }
 
 // observe tells Options.Observe about f's call to the source.
-func (k *Keeper) observe(f *flight, prev *entry, now time.Time, reqID string) {
+func (k *Keeper) observe(f *flight, prev *entry, now time.Time, took time.Duration, reqID string) {
 	if k.opts.Observe == nil {
 		return
 	}
-	a := Attempt{Role: k.opts.Name, Started: f.started, Took: now.Sub(f.started), Err: f.err, RequestID: reqID, Forced: f.forced}
+	a := Attempt{Role: k.opts.Name, Started: f.started, Took: took, Err: f.err, RequestID: reqID, Forced: f.forced}
 	if prev != nil {
 		a.LeftAtStart = max(0, prev.creds.Expires.Sub(f.started))
 	}
