@@ -69,16 +69,20 @@ func New(token string, roles map[string]Role, optFns ...func(*Options)) *Server 
 		s.served[name] = &servedRole{Role: r}
 	}
 	s.routes()
-	// No ReadTimeout or WriteTimeout: a request is its headers (one with
-	// a body is refused before the body is read), and every handler is
-	// bounded by the keeper (a credentials request by RequestWait, a
-	// forced refresh by the refresh timeout). Each of those timeouts costs
-	// a timer reset per request, which showed in bench-compare's CPU per
-	// request against a bare handler.
+	// ReadHeaderTimeout only, as a bare server has: it closes a connection
+	// that starts a request and stalls (slowloris). No ReadTimeout or
+	// WriteTimeout: a request is its headers (one with a body is refused
+	// before the body is read), and every handler is bounded by the keeper
+	// (a credentials request by RequestWait, a forced refresh by the
+	// refresh timeout). No IdleTimeout: keep-alive connections come from
+	// the function's own SDK clients, a handful, each a parked goroutine
+	// and a 4 KiB buffer until the client closes it or the environment
+	// ends. Each of those timeouts re-arms a timer on every request, which
+	// cost 5-15% of the server's CPU per request in bench-compare against a
+	// bare handler.
 	s.http = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 2 * time.Second,
-		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
