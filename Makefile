@@ -46,7 +46,7 @@ HELPERS := python/credential_refresh/__init__.py \
 	nodejs/node_modules/credential-refresh/index.mjs \
 	nodejs/node_modules/credential-refresh/index.d.ts
 
-.PHONY: help test demo bench lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
+.PHONY: help test demo bench fleet bench-compare lint layer sam-build sam-validate deploy clean check-arch check-artifacts-dir \
 	build-CredentialRefreshLayer build-GoExampleFunction build-JavaExampleFunction
 
 help: ## Show this help
@@ -62,6 +62,15 @@ demo: ## Run the local end-to-end demo with RIE and moto (scripts/demo.sh)
 
 bench: ## Benchmarks of the hot paths: keeper read, credentials GET (ns/op, allocs/op)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./extension/... ./credrefresh/...
+
+FLEET_DIR := $(BUILD_DIR)/fleet
+fleet: ## Fleet simulation (docs/fleet.md): docs/fleet-results.md and docs/fleet-*.png
+	$(GO) run ./extension/cmd/fleetsim -docs -out $(FLEET_DIR)
+	cp $(FLEET_DIR)/results.md docs/fleet-results.md
+	cd tools/fleetplot && $(GO) run . -in $(CURDIR)/$(FLEET_DIR) -out $(CURDIR)/docs
+
+bench-compare: ## The endpoint, memory and init time vs a bare net/http handler, A/B interleaved (about 10 min): build/bench-compare.md
+	$(GO) run ./bench/benchcompare -out $(BUILD_DIR)/bench-compare.md
 
 lint: ## gofmt, go vet, staticcheck (scripts/lint.sh), sh -n on the wrapper, sam validate --lint
 	bash scripts/lint.sh

@@ -48,12 +48,12 @@ type lmiRun struct {
 //   - AssumeRole calls n within ⌈S/L⌉ ≤ n ≤ ⌊S/(L/2)⌋ + 2 over the span S
 //     (each key lives L; no refresh before half of L has passed), and the
 //     extension's count, its log lines and the proxy's agree;
-//   - eager: the extension registered for SHUTDOWN only and refreshes on
-//     its timer: during the idle stretch it refreshed at least
-//     ⌊idle/(0.65 L)⌋ times, what it holds at the end has more than the
-//     floor left, and no request ever waited on STS (waited = 0);
-//   - deferred: no STS call before the first request, and a request after
-//     the idle stretch fetches fresh credentials instead of expired ones;
+//   - the extension registered for SHUTDOWN only and refreshes on its
+//     timer, in both modes (deferred from its first request on): during
+//     the idle stretch it refreshed at least ⌊idle/(0.65 L)⌋ times and what
+//     it holds at the end has more than the floor left;
+//   - eager: no request ever waited on STS (waited = 0);
+//   - deferred: no STS call before the first request;
 //   - one extension process throughout, running as uid 993; SHUTDOWN ends
 //     it cleanly inside the 2 s extensions get there; nothing is left over;
 //     no secret or token in any log.
@@ -102,7 +102,7 @@ func runManagedInstances(t *testing.T, s *harness.Stack, o harness.Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkIdle(t, env, health, eager, during)
+	checkIdle(t, env, health, during)
 	run.load(t, env, "b", 2*time.Second)
 	t.Logf("%d invokes over %s, %d sent again (no idle worker); AssumeRole: %d before the idle %s, %d during it",
 		len(run.uploads), seconds(time.Since(begin)), run.retried, before, seconds(lmiIdle), during)
@@ -158,8 +158,8 @@ func procOf(env *harness.Environment, pid int) harness.Proc {
 }
 
 // checkRegistration reads the extension's "registered" log line: on the
-// managed-instances path it subscribes to no INVOKE event, and eager mode
-// says it refreshes on a timer.
+// managed-instances path it subscribes to no INVOKE event, and says it
+// refreshes on a timer (both modes; deferred from its first request).
 func checkRegistration(t *testing.T, env *harness.Environment, eager bool) {
 	t.Helper()
 	var registered, timer bool
@@ -174,8 +174,8 @@ func checkRegistration(t *testing.T, env *harness.Environment, eager bool) {
 			timer = true
 		}
 	}
-	if !registered || timer != eager {
-		t.Errorf("registered %v, timer %v; want registered, timer iff eager (%v)", registered, timer, eager)
+	if !registered || !timer {
+		t.Errorf("registered %v, timer %v; want both (mode eager: %v)", registered, timer, eager)
 	}
 	if n := len(env.Lines("Extension.InvalidEventType")) + len(env.Lines("Extension.Crash")); n != 0 {
 		t.Errorf("RIE logged %d refused registrations or crashes", n)
@@ -217,10 +217,10 @@ func (run *lmiRun) load(t *testing.T, env *harness.Environment, tag string, d ti
 
 func itoa4(i int) string { b, _ := json.Marshal(10000 + i); return string(b[1:]) }
 
-// checkIdle: in eager mode the timer refreshed during the idle stretch and
-// what the extension holds at its end is servable (above the floor); in
-// deferred mode nothing refreshed, and the credentials held expired.
-func checkIdle(t *testing.T, env *harness.Environment, h harness.Health, eager bool, during int) {
+// checkIdle: in both modes the timer refreshed during the idle stretch
+// (deferred mode's since its first request) and what the extension holds at
+// its end is servable (above the floor).
+func checkIdle(t *testing.T, env *harness.Environment, h harness.Health, during int) {
 	t.Helper()
 	def := h.Roles["default"]
 	exp, err := time.Parse(time.RFC3339, def.Expiration)
@@ -229,14 +229,8 @@ func checkIdle(t *testing.T, env *harness.Environment, h harness.Health, eager b
 	}
 	floor := time.Duration(float64(lmiLifetime) * 0.15)
 	left := time.Until(exp)
-	if eager {
-		if want := int(math.Floor(lmiIdle.Seconds() / (0.65 * lmiLifetime.Seconds()))); during < want || def.State != "fresh" && def.State != "refresh-due" || left <= floor {
-			t.Errorf("eager, idle %s: %d refreshes (want ≥ %d), state %s with %s left (floor %s)", seconds(lmiIdle), during, want, def.State, left, floor)
-		}
-		return
-	}
-	if during != 0 || left > 0 {
-		t.Errorf("deferred, idle: %d refreshes (want 0), %s left of the credentials held (want expired)", during, left)
+	if want := int(math.Floor(lmiIdle.Seconds() / (0.65 * lmiLifetime.Seconds()))); during < want || def.State != "fresh" && def.State != "refresh-due" || left <= floor {
+		t.Errorf("%s, idle %s: %d refreshes (want ≥ %d), state %s with %s left (floor %s)", env.Opts.Mode, seconds(lmiIdle), during, want, def.State, left, floor)
 	}
 }
 
@@ -260,12 +254,9 @@ func checkManagedUploads(t *testing.T, s *harness.Stack, env *harness.Environmen
 	first := firstAssumeRole(t, env)
 	last := slices.MaxFunc(run.uploads, func(a, b harness.Upload) int { return a.End.Compare(b.End) }).End
 	span := last.Sub(first)
-	// Eager keeps a valid key at all times, idle or not; deferred holds
-	// none through the idle stretch, so only the loaded time counts below.
+	// Both modes keep a valid key at all times once the first request
+	// came, idle or not.
 	covered := span
-	if env.Opts.Mode == "deferred" {
-		covered -= lmiIdle
-	}
 	L := lmiLifetime.Seconds()
 	lo, hi := int(math.Ceil(covered.Seconds()/L)), int(math.Floor(span.Seconds()/(L/2)))+2
 	n := env.Proxy.Count(harness.AssumeRole, time.Time{})

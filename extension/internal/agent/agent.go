@@ -21,6 +21,7 @@ import (
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/creds"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/extapi"
+	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/metrics"
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/server"
 )
 
@@ -56,6 +57,9 @@ type Options struct {
 	// Listen opens the credentials listener on addr ("127.0.0.1:2775").
 	// Default: net.Listen over TCP. Tests listen in memory.
 	Listen func(addr string) (net.Listener, error)
+	// Metrics receives every STS call and the request counters, and is
+	// flushed at most once a minute and at SHUTDOWN. Nil: no metrics.
+	Metrics *metrics.Emitter
 }
 
 // Run runs the extension until SHUTDOWN (or ctx is cancelled, as on
@@ -66,7 +70,7 @@ func Run(ctx context.Context, cfg *config.Config, cfgErr error, o Options) error
 	if cfg.RuntimeAPI == "" {
 		return errors.Join(cfgErr, errors.New("AWS_LAMBDA_RUNTIME_API is not set: not running as a Lambda extension"))
 	}
-	a := &agent{cfg: cfg, o: o, api: extapi.New(cfg.RuntimeAPI, o.APIOptions...), stopTimers: func() {}}
+	a := &agent{cfg: cfg, o: o, api: extapi.New(cfg.RuntimeAPI, o.APIOptions...), stopTimers: func() {}, metricsDone: make(chan struct{})}
 	if cfgErr != nil {
 		return a.failInit(ctx, ErrConfigInvalid, fmt.Errorf("invalid configuration: %w", cfgErr))
 	}
@@ -113,6 +117,8 @@ type agent struct {
 	ready   chan struct{}
 	// stopTimers ends the eager refresh timers, if any run.
 	stopTimers context.CancelFunc
+	// metricsDone ends the metrics' minute ticker.
+	metricsDone chan struct{}
 }
 
 // failInit registers (the API wants an identifier on init/error), reports
@@ -149,7 +155,6 @@ func (a *agent) start(ctx context.Context) error {
 	roles := a.buildKeepers(client)
 	a.srv = server.New(token, roles, func(so *server.Options) {
 		so.Logger, so.Now, so.Mode = a.o.Logger, a.o.Now, string(a.cfg.Mode)
-		so.RequestTimeout = a.refreshTimeout()
 	})
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.srv.Serve(ln) }()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/lambda-credential-refresh/lambda-credential-refresh/extension/internal/config"
@@ -28,7 +29,15 @@ func (a *agent) run(ctx context.Context) error {
 	}
 	a.o.Logger.Info("registered", "function", reg.FunctionName, "version", reg.FunctionVersion, "invokeEvents", invokes)
 	a.awaitPrefetch(ctx)
-	if a.cfg.Mode == config.ModeEager && !invokes {
+	// Return what start-up used and no longer needs (the configuration's
+	// parsing, the Extensions API client's first exchange) to the OS: the
+	// heap of an extension that serves from cache may not reach the GC's
+	// first 4 MB goal for a long time, and until a GC runs, that garbage
+	// stays resident. One GC of a heap this small takes well under a
+	// millisecond, off the path to /event/next. README, "Memory".
+	go debug.FreeOSMemory()
+	go a.o.Metrics.Run(a.metricsDone)
+	if !invokes {
 		a.startTimers()
 	}
 	for {
@@ -44,9 +53,13 @@ func (a *agent) run(ctx context.Context) error {
 			a.o.Logger.Info("shutdown", "reason", ev.ShutdownReason)
 			a.stop(context.Background(), ev.Deadline())
 			return nil
-		case ev.EventType == extapi.Invoke && a.cfg.Mode == config.ModeEager:
-			// Never blocks: the invoke ends for billing only when every
-			// extension is back in /event/next.
+		case ev.EventType == extapi.Invoke:
+			// Both modes: refreshes after the first happen here, at each
+			// keeper's jittered refresh point, not when an SDK's fixed
+			// window makes a request arrive (a fleet started together would
+			// refresh together). A deferred keeper nobody asked yet does
+			// nothing. Never blocks: the invoke ends for billing only when
+			// every extension is back in /event/next.
 			for _, k := range a.keepers {
 				k.Tick()
 			}
@@ -76,15 +89,24 @@ func (a *agent) register(ctx context.Context) (reg *extapi.Registration, invokes
 	return reg, err == nil, err
 }
 
-// startTimers runs each keeper's wall-clock refresh until stop: eager mode
-// where no INVOKE event drives refreshes.
+// startTimers runs each keeper's wall-clock refresh until stop, where no
+// INVOKE event drives refreshes: in eager mode from the start, in deferred
+// mode from the first request for that role's credentials (no STS call
+// before it).
 func (a *agent) startTimers() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopTimers = cancel
 	for _, k := range a.keepers {
-		go k.KeepFresh(ctx, a.o.TimerMaxSleep)
+		go func() {
+			select {
+			case <-k.Active():
+				k.KeepFresh(ctx, a.o.TimerMaxSleep)
+			case <-ctx.Done():
+			}
+		}()
 	}
-	a.o.Logger.Info("refreshing on a timer (no INVOKE events in this execution model)", "maxSleep", a.o.TimerMaxSleep.String())
+	a.o.Logger.Info("refreshing on a timer (no INVOKE events in this execution model)", "maxSleep", a.o.TimerMaxSleep.String(),
+		"from", map[config.Mode]string{config.ModeEager: "start", config.ModeDeferred: "the first request"}[a.cfg.Mode])
 }
 
 // awaitPrefetch holds the first /event/next until the eager prefetch ends,
@@ -158,6 +180,7 @@ func (a *agent) stop(ctx context.Context, deadline time.Time) {
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.o.Logger.Warn("server shutdown cut short", "error", err.Error())
 	}
+	a.stopMetrics()
 	if err := os.Remove(a.cfg.TokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		a.o.Logger.Warn("could not remove the token file", "error", err.Error())
 	}

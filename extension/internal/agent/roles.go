@@ -27,7 +27,11 @@ func (a *agent) buildKeepers(client *sts.Client) map[string]server.Role {
 			ko.Name, ko.Now, ko.Logger, ko.RefreshTimeout = name, a.o.Now, a.o.Logger, a.refreshTimeout()
 			ko.RefreshInBackground = a.cfg.Mode == config.ModeEager
 			ko.Identify = identify(client)
+			if a.o.Metrics != nil {
+				ko.Observe = a.o.Metrics.Observe
+			}
 		})
+		a.o.Metrics.Count(func() (int64, int64) { h := k.Health(); return h.Served, h.Waited })
 		keepers[name] = k
 		a.keepers = append(a.keepers, k)
 		return k

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,7 +242,7 @@ func (l *loader) region() string {
 	return ""
 }
 
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d{1,2}$`)
+var regionPattern = lazy(`^[a-z]{2}(-[a-z]+)+-\d{1,2}$`)
 
 func (l *loader) endpoint() string {
 	v := l.get(EnvSTSEndpoint)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,12 +72,12 @@ type Tag struct{ Key, Value string }
 type ProvidedContext struct{ ProviderArn, ContextAssertion string }
 
 var (
-	roleArnPattern     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
-	policyArnPattern   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$`)
-	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-	externalIDPattern  = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
-	sessionNameInvalid = regexp.MustCompile(`[^\w+=,.@-]`)
-	tagTextPattern     = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	roleArnPattern     = lazy(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	policyArnPattern   = lazy(`^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$`)
+	sessionNamePattern = lazy(`^[\w+=,.@-]{2,64}$`)
+	externalIDPattern  = lazy(`^[\w+=,.@:/-]+$`)
+	sessionNameInvalid = lazy(`[^\w+=,.@-]`)
+	tagTextPattern     = lazy(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 )
 
 // roles assembles the default role (from the flat variables and/or

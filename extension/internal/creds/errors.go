@@ -27,7 +27,10 @@ type Error struct {
 	Message    string
 	Retryable  bool
 	RetryAfter time.Duration // 0 unless a backoff is in force
-	Err        error
+	// RequestID is STS's id of the failed request, when it answered: AWS
+	// Support asks for it.
+	RequestID string
+	Err       error
 }
 
 func (e *Error) Error() string {
@@ -35,7 +38,30 @@ func (e *Error) Error() string {
 	if origin == "" {
 		origin = "assume role " + e.RoleArn
 	}
+	if e.RequestID != "" {
+		return fmt.Sprintf("%s: %s: %s (STS request id %s)", origin, e.Code, e.Message, e.RequestID)
+	}
 	return fmt.Sprintf("%s: %s: %s", origin, e.Code, e.Message)
+}
+
+// Throttled reports whether STS refused the call for the account's request
+// rate: the keeper then backs off longer (Window.Backoff).
+func (e *Error) Throttled() bool { return throttleCodes[e.Code] }
+
+// Codes (and the status text of a bare 429) that mean the request rate was
+// too high.
+var throttleCodes = map[string]bool{
+	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
+	"TooManyRequestsException": true, "Too Many Requests": true,
+}
+
+// requestIDOf is the request id of the service response inside err, if any.
+func requestIDOf(err error) string {
+	var r interface{ ServiceRequestID() string }
+	if errors.As(err, &r) {
+		return r.ServiceRequestID()
+	}
+	return ""
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -49,7 +75,7 @@ func retryable(err error) bool { return sdkRetryable.IsErrorRetryable(err) == aw
 
 // classify turns a source's error into an *Error.
 func classify(role string, err error) *Error {
-	e := &Error{Role: role, Err: err}
+	e := &Error{Role: role, Err: err, RequestID: requestIDOf(err)}
 	var api smithy.APIError
 	var resp *awshttp.ResponseError
 	var from *Error

@@ -30,6 +30,7 @@ func (e *RateLimitError) Error() string {
 // that), and it ignores a backoff in force: the user says the cause is
 // fixed. The answer is the new credentials.
 func (k *Keeper) Refresh(ctx context.Context) (aws.Credentials, error) {
+	k.activeOnce.Do(k.activate)
 	now := k.opts.Now()
 	f, err := k.startForced(now)
 	if err != nil {

@@ -23,6 +23,11 @@ type Health struct {
 	STSFailures         int64      `json:"stsFailures"`
 	Served              int64      `json:"served"`
 	Waited              int64      `json:"waited"`
+
+	// STS's request ids (AWS Support asks for them): of the last call,
+	// ok or not, and of the last error's.
+	LastRequestID      string `json:"lastRequestId,omitempty"`
+	LastErrorRequestID string `json:"lastErrorRequestId,omitempty"`
 }
 
 // The states Health reports.
@@ -45,10 +50,11 @@ func (k *Keeper) Health() Health {
 	k.mu.Lock()
 	f := k.fail
 	h.Refreshing = k.flight != nil
+	h.LastRequestID = k.lastReqID
 	k.mu.Unlock()
 	h.ConsecutiveFailures = f.count
 	if f.last != nil {
-		h.LastErrorCode, h.LastErrorMessage = f.last.Code, f.last.Message
+		h.LastErrorCode, h.LastErrorMessage, h.LastErrorRequestID = f.last.Code, f.last.Message, f.last.RequestID
 	}
 	if !f.lastRefresh.IsZero() {
 		t := f.lastRefresh.UTC()

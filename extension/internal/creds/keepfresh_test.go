@@ -145,10 +145,11 @@ func TestKeepFreshBacksOffOnFailure(t *testing.T) {
 		synctest.Wait()
 		first, _ := k.Credentials(t.Context())
 		s.Fail(5)
-		time.Sleep(40*time.Minute + 30*time.Second)
+		time.Sleep(40*time.Minute + time.Minute)
 		calls := s.Calls()
-		// Backoff base 1 s, cap 30 s, jittered into [d/2, d) with r = 0:
-		// 0.5, 1, 2, 4, 8 s between the five failures, then success.
+		// Throttling: 8 s for the first two answers, then doubling to the
+		// 30 s cap, jittered into [d/2, d) with r = 0: 4, 4, 8, 15, 15 s
+		// between the five failures, then success.
 		if len(calls) != 7 {
 			t.Fatalf("%d STS calls, want 1 + 5 failed + 1", len(calls))
 		}
@@ -156,7 +157,7 @@ func TestKeepFreshBacksOffOnFailure(t *testing.T) {
 		for i := 2; i < len(calls); i++ {
 			gaps = append(gaps, calls[i].Sub(calls[i-1]))
 		}
-		want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+		want := []time.Duration{4 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 15 * time.Second}
 		if fmt.Sprint(gaps) != fmt.Sprint(want) {
 			t.Errorf("gaps between attempts %v, want %v", gaps, want)
 		}

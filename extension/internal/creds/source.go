@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -48,17 +49,25 @@ func (s *AssumeRoleSource) Describe() string { return "assume role " + aws.ToStr
 
 // Retrieve makes one AssumeRole call.
 func (s *AssumeRoleSource) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, _, err := s.retrieveWithID(ctx)
+	return c, err
+}
+
+// retrieveWithID makes one AssumeRole call and returns STS's request id
+// with its outcome, for logs, errors, metrics and /v1/health.
+func (s *AssumeRoleSource) retrieveWithID(ctx context.Context) (aws.Credentials, string, error) {
 	in := s.Input // a copy: the SDK must not share our input across calls
 	out, err := s.Client.AssumeRole(ctx, &in)
 	if err != nil {
-		return aws.Credentials{}, err
+		return aws.Credentials{}, requestIDOf(err), err
 	}
+	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
 	c := out.Credentials
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil || c.Expiration == nil {
-		return aws.Credentials{}, fmt.Errorf("STS response lacks credentials")
+		return aws.Credentials{}, id, fmt.Errorf("STS response lacks credentials")
 	}
 	return aws.Credentials{AccessKeyID: *c.AccessKeyId, SecretAccessKey: *c.SecretAccessKey, SessionToken: *c.SessionToken,
-		CanExpire: true, Expires: *c.Expiration, AccountID: accountOf(out)}, nil
+		CanExpire: true, Expires: *c.Expiration, AccountID: accountOf(out)}, id, nil
 }
 
 // lifetime is the DurationSeconds asked for, 1 h by default.
@@ -92,7 +101,7 @@ func ChainClient(base *sts.Client, from *Keeper) *sts.Client {
 
 // Retrieve makes a keeper an aws.CredentialsProvider, for the STS client
 // of a chain link that assumes a role from this one.
-func (k *Keeper) Retrieve(ctx context.Context) (aws.Credentials, error) { return k.Credentials(ctx) }
+func (k *Keeper) Retrieve(ctx context.Context) (aws.Credentials, error) { return k.credentials(ctx, 0) }
 
 // IsCredentialsProvider tells the SDK that a keeper is already a cache (it
 // matches *aws.CredentialsCache), so an STS client does not wrap it in

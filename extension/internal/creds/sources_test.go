@@ -274,7 +274,7 @@ func TestSameBehaviourForEverySource(t *testing.T) {
 		o.calls = append(o.calls, sw.calls.Load()) // no new call during the backoff
 		o.failures = k.Health().ConsecutiveFailures
 		sw.failing.Store(false)
-		clock.Advance(2 * time.Second)
+		clock.Advance(10 * time.Second) // past the backoff (Throttling: 4-8 s)
 		write()
 		k.Credentials(context.Background())
 		o.calls = append(o.calls, sw.calls.Load())

@@ -23,27 +23,51 @@ type Window struct {
 	// BackoffBase and BackoffMax bound the jittered exponential backoff
 	// between failed STS calls.
 	BackoffBase, BackoffMax time.Duration
+	// ThrottleBase is the backoff after STS answers Throttling: the
+	// account's request quota is spent, by the whole fleet, and a retry
+	// within the same seconds only takes the place of another
+	// environment's request. See Backoff.
+	ThrottleBase time.Duration
 }
+
+// ThrottleFlat is how many consecutive Throttling answers keep the backoff
+// at ThrottleBase before it starts doubling.
+const ThrottleFlat = 2
 
 // WindowFor returns the window for credentials that live for lifetime.
 func WindowFor(lifetime time.Duration) Window {
+	base := clamp(lifetime/60, 100*time.Millisecond, time.Second)
 	return Window{
-		Refresh:     min(20*time.Minute, lifetime*35/100),
-		Jitter:      min(5*time.Minute, lifetime/10),
-		Floor:       min(5*time.Minute, lifetime*15/100),
-		BackoffBase: clamp(lifetime/60, 100*time.Millisecond, time.Second),
-		BackoffMax:  clamp(lifetime/10, time.Second, 30*time.Second),
+		Refresh:      min(20*time.Minute, lifetime*35/100),
+		Jitter:       min(5*time.Minute, lifetime/10),
+		Floor:        min(5*time.Minute, lifetime*15/100),
+		BackoffBase:  base,
+		BackoffMax:   clamp(lifetime/10, time.Second, 30*time.Second),
+		ThrottleBase: 8 * base,
 	}
 }
 
-// backoff is the delay before attempt n+1 after n consecutive failures,
-// jittered into [d/2, d) with r in [0,1).
-func (w Window) backoff(failures int, r float64) time.Duration {
-	d := w.BackoffBase
-	for i := 1; i < failures && d < w.BackoffMax; i++ {
+// Backoff is the delay before attempt n+1 after n consecutive failures,
+// with r in [0,1) (uniform) as its jitter. The keeper calls it; so does the
+// fleet simulation (extension/cmd/fleetsim), so docs/fleet.md measures
+// this very code.
+//
+// Other failures: d = BackoffBase doubled per failure up to BackoffMax.
+// Throttling: d = ThrottleBase for the first ThrottleFlat answers, then
+// doubled per answer up to max(BackoffMax, ThrottleBase). Either way the
+// delay is spread over [d/2, d) ("equal jitter"). Full jitter, [0, d),
+// sends a share of the retries back at once, into the very burst that was
+// throttled, where each displaces a first attempt of another environment:
+// docs/fleet.md has the measurements.
+func (w Window) Backoff(failures int, throttled bool, r float64) time.Duration {
+	d, top, doublings := w.BackoffBase, w.BackoffMax, failures-1
+	if throttled {
+		d, top, doublings = w.ThrottleBase, max(w.BackoffMax, w.ThrottleBase), failures-ThrottleFlat
+	}
+	for i := 0; i < doublings && d < top; i++ {
 		d *= 2
 	}
-	d = min(d, w.BackoffMax)
+	d = min(d, top)
 	return d/2 + time.Duration(float64(d/2)*r)
 }
 

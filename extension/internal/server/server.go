@@ -45,16 +45,13 @@ type Options struct {
 	Now func() time.Time
 	// Mode is reported by /v1/health.
 	Mode string
-	// RequestTimeout is the longest a credentials request may take: the
-	// server's write timeout is derived from it. Set it to the keeper's
-	// refresh timeout. Default 30s.
-	RequestTimeout time.Duration
 }
 
 // Server serves credentials on a loopback listener.
 type Server struct {
 	tokenHash [sha256.Size]byte
 	roles     map[string]Role
+	served    map[string]*servedRole // the same roles, with their encoded bodies
 	opts      Options
 	http      *http.Server
 	mux       *http.ServeMux
@@ -63,18 +60,30 @@ type Server struct {
 // New returns a server that requires token in the Authorization header and
 // serves roles by name (DefaultRole for /v1/credentials).
 func New(token string, roles map[string]Role, optFns ...func(*Options)) *Server {
-	o := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now, RequestTimeout: 30 * time.Second}
+	o := Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	s := &Server{tokenHash: sha256.Sum256([]byte(token)), roles: roles, opts: o, mux: http.NewServeMux()}
+	s := &Server{tokenHash: sha256.Sum256([]byte(token)), roles: roles, opts: o, mux: http.NewServeMux(),
+		served: make(map[string]*servedRole, len(roles))}
+	for name, r := range roles {
+		s.served[name] = &servedRole{Role: r}
+	}
 	s.routes()
+	// ReadHeaderTimeout only, as a bare server has: it closes a connection
+	// that starts a request and stalls (slowloris). No ReadTimeout or
+	// WriteTimeout: a request is its headers (one with a body is refused
+	// before the body is read), and every handler is bounded by the keeper
+	// (a credentials request by RequestWait, a forced refresh by the
+	// refresh timeout). No IdleTimeout: keep-alive connections come from
+	// the function's own SDK clients, a handful, each a parked goroutine
+	// and a 4 KiB buffer until the client closes it or the environment
+	// ends. Each of those timeouts re-arms a timer on every request, which
+	// cost 5-15% of the server's CPU per request in bench-compare against a
+	// bare handler.
 	s.http = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       5 * time.Second,
-		WriteTimeout:      o.RequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    8 << 10,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 	}
@@ -143,7 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "only GET and HEAD are served (and POST to /v1/credentials/{name}/refresh)")
@@ -167,7 +176,30 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
+	if name, role := s.credentialsRoute(r); role != nil {
+		s.serveCredentials(w, r, name, role) // the hot path, past every check above
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// credentialsRoute finds the role of a GET or HEAD of /v1/credentials or
+// /v1/credentials/{a configured role}, the routes SDKs poll, without the
+// ServeMux's matching; anything else (unknown roles, nested paths) goes
+// through the mux, which answers as before.
+func (s *Server) credentialsRoute(r *http.Request) (string, *servedRole) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return "", nil
+	}
+	name := DefaultRole
+	if r.URL.Path != "/v1/credentials" {
+		rest, ok := strings.CutPrefix(r.URL.Path, "/v1/credentials/")
+		if !ok || strings.IndexByte(rest, '/') >= 0 {
+			return "", nil
+		}
+		name = rest
+	}
+	return name, s.served[name]
 }
 
 // authorize compares SHA-256 digests in constant time, so neither the token
@@ -179,7 +211,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 			"set the Authorization header to the token from the token file (AWS_CONTAINER_AUTHORIZATION_TOKEN)")
 		return false
 	}
-	sum := sha256.Sum256([]byte(got))
+	var buf [64]byte // a token's bytes, on the stack (it has 43)
+	sum := sha256.Sum256(append(buf[:0], got...))
 	if subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) != 1 {
 		s.opts.Logger.Warn("rejected request with a wrong token", "route", s.routeLabel(r))
 		writeError(w, http.StatusForbidden, "InvalidToken", "the Authorization token does not match this extension's token")
@@ -236,13 +269,21 @@ func (s *Server) role(w http.ResponseWriter, r *http.Request) (string, Role, boo
 	return name, role, ok
 }
 
+// credentials is the mux's route for what credentialsRoute did not take:
+// it answers the 404 for an unknown role.
 func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
-	name, role, ok := s.role(w, r)
+	name, _, ok := s.role(w, r)
 	if !ok {
 		return
 	}
-	// No timeout of our own: a wait on STS is bounded by the keeper's
-	// refresh timeout, and a client that gives up cancels r.Context().
+	s.serveCredentials(w, r, name, s.served[name])
+}
+
+// serveCredentials answers with the role's credentials, encoded once per
+// credential set. No timeout of our own: with nothing servable the keeper
+// answers within its RequestWait (a 503 with Retry-After while its refresh
+// goes on), and a client that gives up cancels r.Context().
+func (s *Server) serveCredentials(w http.ResponseWriter, r *http.Request, name string, role *servedRole) {
 	c, err := role.Credentials(r.Context())
 	if err == nil && !c.Expires.After(s.opts.Now()) {
 		err = errors.New("credentials expired") // the keeper never does this; we check anyway
@@ -251,10 +292,11 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
 		s.unavailable(w, name, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, credentialsBody{
-		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken,
-		Expiration: c.Expires.UTC().Format(time.RFC3339), AccountID: c.AccountID,
-	})
+	e := role.encoded(c)
+	h := w.Header()
+	h["Content-Type"], h["Content-Length"] = contentTypeJSON, e.length
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(e.body)
 }
 
 // refreshBody answers a forced refresh: the new expiry and key id, never
@@ -305,6 +347,12 @@ func (s *Server) unavailable(w http.ResponseWriter, name string, err error) {
 	switch {
 	case errors.As(err, &ce):
 		msg = fmt.Sprintf("%s: %s failed with %s: %s", msg, describe(ce), ce.Code, ce.Message)
+		if ce.Code == creds.CodeRefreshInProgress {
+			msg = fmt.Sprintf("credentials for role %q are not available yet: %s", name, ce.Message)
+		}
+		if ce.RequestID != "" {
+			msg += " (STS request id " + ce.RequestID + ")"
+		}
 		if ce.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(ce.RetryAfter)))
 		}
@@ -382,13 +430,34 @@ func allowedHost(r *http.Request) bool {
 	if !ok || (host != "127.0.0.1" && !strings.EqualFold(host, "localhost")) {
 		return false
 	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n == addr.Port && port == strconv.Itoa(n) // no "+80" or "080"
+	return canonicalPort(port, addr.Port) // no "+80" or "080"
+}
+
+// canonicalPort reports whether s is n written as a plain decimal with no
+// sign or leading zero, without allocating.
+func canonicalPort(s string, n int) bool {
+	if s == "" || len(s) > 5 || s[0] == '0' {
+		return false
+	}
+	v := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		v = v*10 + int(s[i]-'0')
+	}
+	return v == n
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, errorBody{Code: code, Message: msg})
 }
+
+// Header values shared by every response: net/http only reads them.
+var (
+	noStore         = []string{"no-store"}
+	contentTypeJSON = []string{"application/json"}
+)
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)

@@ -191,6 +191,7 @@ func (s *Server) writeCredentials(w http.ResponseWriter, form url.Values, lifeti
 	s.issued = append(s.issued, c)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("X-Amzn-Requestid", fmt.Sprintf("req-%d", n)) // where the SDK reads it from
 	fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
 <AssumedRoleUser><AssumedRoleId>AROAFAKE:%[1]s</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/target/%[1]s</Arn></AssumedRoleUser>
 <Credentials><AccessKeyId>%[2]s</AccessKeyId><SecretAccessKey>%[3]s</SecretAccessKey><SessionToken>%[4]s</SessionToken><Expiration>%[5]s</Expiration></Credentials>
@@ -201,6 +202,7 @@ func (s *Server) writeCredentials(w http.ResponseWriter, form url.Values, lifeti
 
 func writeError(w http.ResponseWriter, f Failure) {
 	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("X-Amzn-Requestid", "err")
 	w.WriteHeader(f.Status)
 	fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>err</RequestId></ErrorResponse>`,
 		f.Code, f.Message)
