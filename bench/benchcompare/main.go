@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	env := fs.String("env", "", "extra KEY=VALUE;... for both servers (e.g. GODEBUG=gctrace=1,inittrace=1)")
 	fs.BoolVar(&b.stderr, "stderr", false, "pass the servers' stderr through (with -env GODEBUG=gctrace=1, say)")
 	only := fs.String("only", "", "run only this step: endpoint, memory or init")
+	extBin := fs.String("extension", "", "a prebuilt extension binary to measure instead of building ./extension (e.g. an older version)")
 	hold := fs.Duration("hold", 0, "only start the extension (registered, nothing fetched), print its PID and address, keep it this long (for pprof-less digging: /proc/PID/smaps, perf)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,6 +86,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer os.RemoveAll(b.tmp)
 	if b.ext, b.bare, err = binaries(ctx, b.root, b.tmp); err != nil {
 		return err
+	}
+	if *extBin != "" {
+		b.ext = *extBin
 	}
 	if b.sts, err = newFakeSTS(); err != nil {
 		return err

@@ -49,8 +49,8 @@ type Options struct {
 	PrefetchWait time.Duration
 	// ShutdownMargin is kept free before the SHUTDOWN deadline. Default 100ms.
 	ShutdownMargin time.Duration
-	// TimerMaxSleep is the longest the eager refresh timer sleeps between
-	// wall-clock checks where no INVOKE event comes. Default 1 min.
+	// TimerMaxSleep is the longest the refresh timer (both modes, where no
+	// INVOKE event comes) sleeps between wall-clock checks. Default 1 min.
 	TimerMaxSleep time.Duration
 	// APIOptions tune the Extensions API client.
 	APIOptions []func(*extapi.Options)
