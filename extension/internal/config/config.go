@@ -178,11 +178,12 @@ func (l *loader) fail(v, format string, args ...any) {
 
 func (l *loader) get(name string) string { return strings.TrimSpace(l.getenv(name)) }
 
-// mode defaults to deferred, except on Lambda Managed Instances: there an
-// environment lives long and serves many invocations at once, nothing is
-// frozen, and no INVOKE event marks a cold start, so eager mode's timer
-// keeps credentials fresh in the background and no request ever waits on
-// STS (deferred would make one request per refresh wait).
+// mode defaults to deferred, except on Lambda Managed Instances: there init
+// runs before any invocation (with up to 130 s), and an environment then
+// serves many invocations at once, so eager's first fetch during init costs
+// no invocation anything, where deferred would make the first burst of
+// concurrent invocations all wait on it. (After the first fetch both modes
+// refresh in the background on the timer.)
 func (l *loader) mode(managedInstances bool) Mode {
 	switch v := strings.ToLower(l.get(EnvMode)); v {
 	case "":
